@@ -1,0 +1,132 @@
+//! A realistic agent session as Bamboo would emit it, for the quickstart, the CLI's `demo` and tests.
+//!
+//! Every call uses fresh UUIDs, so sending it twice to a backend that de-duplicates by span id (Phoenix does)
+//! shows two sessions.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::events::*;
+
+struct Clock {
+    t: DateTime<Utc>,
+    trace_id: Option<String>,
+}
+
+impl Clock {
+    fn at(&mut self, advance_ms: i64) -> EventMeta {
+        self.t += Duration::milliseconds(advance_ms);
+        EventMeta::at(uuid::Uuid::new_v4().to_string(), self.t, self.trace_id.clone())
+    }
+}
+
+fn usage(prompt: u64, completion: u64) -> TokenUsage {
+    TokenUsage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
+}
+
+/// A coding-agent session starting at `start`: four rounds (the third fails with a provider error), seven tool
+/// calls (one fails), message count updates, the forwarded upstream requests behind two rounds (one rate
+/// limited), and the metrics worker's own lifecycle.
+pub fn agent_session(start: DateTime<Utc>) -> Vec<MetricsEvent> {
+    let session = uuid::Uuid::new_v4().to_string();
+    let run = uuid::Uuid::new_v4();
+    let model = "claude-sonnet-4-5";
+    let mut c = Clock { t: start, trace_id: Some(format!("{:032x}", uuid::Uuid::new_v4().as_u128())) };
+    let round_id = |n: u32| format!("{session}-run-{run}-round-{n}");
+    let mut ev: Vec<MetricsEvent> = vec![SystemEvent::WorkerStarted.into()];
+    ev.push(ChatEvent::SessionStarted { meta: c.at(0), session_id: session.clone(), model: model.into() }.into());
+    ev.push(
+        ChatEvent::MessageCountUpdated { meta: c.at(2), session_id: session.clone(), message_count: 1 }.into(),
+    );
+
+    // (tools: name, latency ms, success), round latency ms, tokens, error
+    let rounds: [(&[(&str, u64, bool)], i64, TokenUsage, Option<&str>); 4] = [
+        (&[("Glob", 61, true), ("Read", 18, true)], 7_054, usage(3_490, 225), None),
+        (&[("Grep", 240, true), ("Bash", 1_225, false), ("Read", 9, true)], 12_400, usage(16_166, 436), None),
+        (&[], 2_208, usage(18_020, 0), Some("Provider error: 529 Overloaded: upstream is temporarily overloaded")),
+        (&[("Edit", 47, true), ("Bash", 3_310, true)], 9_076, usage(19_483, 912), None),
+    ];
+    let mut messages = 1;
+    for (n, (tools, latency, tokens, error)) in rounds.iter().enumerate() {
+        let rid = round_id(n as u32 + 1);
+        let started = c.at(60);
+        let round_start = started.occurred_at;
+        ev.push(
+            ChatEvent::RoundStarted {
+                meta: started,
+                round_id: rid.clone(),
+                session_id: session.clone(),
+                model: model.into(),
+            }
+            .into(),
+        );
+        // Each round asks the model through Bamboo's proxy; the first two are visible as forwarded requests.
+        if n < 2 {
+            let req = uuid::Uuid::new_v4().to_string();
+            ev.push(
+                ForwardEvent::RequestStarted {
+                    meta: c.at(5),
+                    request_id: req.clone(),
+                    endpoint: "anthropic.messages".into(),
+                    model: model.into(),
+                    is_stream: true,
+                }
+                .into(),
+            );
+            let (code, status, err, u) = if n == 1 {
+                (429, ForwardStatus::Error, Some("upstream returned 429 Too Many Requests".to_string()), None)
+            } else {
+                (200, ForwardStatus::Success, None, Some(*tokens))
+            };
+            ev.push(
+                ForwardEvent::RequestCompleted {
+                    meta: c.at(1_800),
+                    request_id: req,
+                    status_code: code,
+                    status,
+                    usage: u,
+                    latency_ms: 1_800,
+                    error: err,
+                }
+                .into(),
+            );
+        }
+        for (i, (tool, tool_ms, ok)) in tools.iter().enumerate() {
+            c.at(200 + *tool_ms as i64);
+            ev.push(
+                ChatEvent::ToolCalled {
+                    meta: c.at(0),
+                    tool_call_id: format!("call_{}_{}", &rid[rid.len() - 8..], i),
+                    round_id: rid.clone(),
+                    session_id: session.clone(),
+                    tool_name: (*tool).into(),
+                    latency_ms: *tool_ms,
+                    success: *ok,
+                }
+                .into(),
+            );
+        }
+        c.t = round_start + Duration::milliseconds(*latency);
+        ev.push(
+            ChatEvent::RoundCompleted {
+                meta: c.at(0),
+                round_id: rid,
+                session_id: session.clone(),
+                status: if error.is_some() { RoundStatus::Error } else { RoundStatus::Success },
+                usage: *tokens,
+                latency_ms: *latency as u64,
+                error: error.map(str::to_owned),
+            }
+            .into(),
+        );
+        messages += 1 + tools.len() as u32;
+        ev.push(
+            ChatEvent::MessageCountUpdated { meta: c.at(1), session_id: session.clone(), message_count: messages }
+                .into(),
+        );
+    }
+    ev.push(
+        ChatEvent::SessionCompleted { meta: c.at(15), session_id: session, status: SessionStatus::Completed }.into(),
+    );
+    ev.push(SystemEvent::WorkerStopped.into());
+    ev
+}

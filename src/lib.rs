@@ -1,0 +1,21 @@
+//! # bamboo-otel
+//!
+//! Ships the metrics events of the [Bamboo](https://crates.io/crates/bamboo-engine) agent framework to
+//! OpenTelemetry backends: every session, LLM round, tool call and forwarded upstream request becomes a span
+//! following the GenAI semantic conventions, plus token and latency metrics.
+//!
+//! - [`events`]: the wire model (serde only, always compiled).
+//! - [`translate`]: the pure translator from events to span records and metric updates.
+//! - [`console`]: prints span trees and metric totals, with no collector.
+//! - [`semconv`]: every attribute and metric name.
+//! - [`ids`]: deterministic trace and span ids.
+
+pub mod console;
+pub mod demo;
+pub mod events;
+pub mod ids;
+pub mod semconv;
+pub mod translate;
+
+pub use events::{ChatEvent, EventMeta, ForwardEvent, MetricsEvent, SystemEvent};
+pub use translate::{Output, TranslateConfig, Translator};

@@ -1,0 +1,581 @@
+//! Sessions, rounds and tool calls.
+
+use chrono::{DateTime, Utc};
+
+use super::open::Class;
+use super::*;
+use crate::events::{ChatEvent, EventMeta, RoundStatus, SessionStatus, TokenUsage};
+use crate::ids::{domain, SpanId, TraceRef};
+
+/// What the translator remembers of a session: its trace, its open run if any, and enough of its past runs for
+/// late children and resumptions to find their parent. Kept until idle for the time-to-live.
+#[derive(Debug)]
+pub(super) struct Session {
+    session_id: String,
+    pub(super) seq: u64,
+    pub(super) last_seen: DateTime<Utc>,
+    trace: Option<TraceRef>,
+    /// Set once a span in this session's trace has been emitted: the trace can no longer change.
+    trace_locked: bool,
+    model: Option<String>,
+    message_count: Option<u32>,
+    runs_ended: u32,
+    last_end: Option<(DateTime<Utc>, SessionStatus)>,
+    /// The span of the latest run: the parent of rounds arriving when no run is open.
+    last_run_span: SpanId,
+    pub(super) run: Option<Run>,
+    /// Rounds whose completion arrived without their start; emitted as incomplete when the run ends.
+    held_rounds: Vec<u64>,
+}
+
+/// One run of a session: `SessionStarted` … `SessionCompleted`.
+#[derive(Debug)]
+pub(super) struct Run {
+    span_id: SpanId,
+    parent: Option<SpanId>,
+    number: u32,
+    /// `None` while only the completion has been seen.
+    start: Option<DateTime<Utc>>,
+    first_seen: DateTime<Utc>,
+    model: Option<String>,
+    input_tokens: u64,
+    output_tokens: u64,
+    events: Vec<SpanEventRecord>,
+    completion: Option<(DateTime<Utc>, SessionStatus)>,
+}
+
+#[derive(Debug)]
+pub(super) struct Round {
+    round_id: String,
+    session_id: String,
+    pub(super) seq: u64,
+    pub(super) last_seen: DateTime<Utc>,
+    parent: SpanId,
+    start: Option<DateTime<Utc>>,
+    model: Option<String>,
+    completion: Option<RoundDone>,
+}
+
+#[derive(Debug)]
+struct RoundDone {
+    at: DateTime<Utc>,
+    status: RoundStatus,
+    usage: TokenUsage,
+    latency_ms: u64,
+    error: Option<String>,
+}
+
+fn session_key(session_id: &str) -> u64 {
+    SpanId::derive(domain::SESSION, session_id).to_u64()
+}
+
+fn round_span(round_id: &str) -> SpanId {
+    SpanId::derive(domain::ROUND, round_id)
+}
+
+impl Session {
+    fn new(session_id: &str, clock: DateTime<Utc>) -> Self {
+        Session {
+            session_id: session_id.to_owned(),
+            seq: 0,
+            last_seen: clock,
+            trace: None,
+            trace_locked: false,
+            model: None,
+            message_count: None,
+            runs_ended: 0,
+            last_end: None,
+            last_run_span: SpanId::derive(domain::SESSION, session_id),
+            run: None,
+            held_rounds: Vec::new(),
+        }
+    }
+
+    /// Adopts the trace id an event carries, unless the session's trace is already fixed.
+    fn adopt_trace(&mut self, meta: &EventMeta) {
+        if self.trace.is_none() && !self.trace_locked {
+            if let Some(t) = meta.trace_id.as_deref() {
+                self.trace = Some(TraceRef::from_carried(t));
+            }
+        }
+    }
+
+    /// The trace every span of this session goes into; fixes it from now on.
+    fn trace_for_emit(&mut self) -> TraceRef {
+        self.trace_locked = true;
+        self.trace.get_or_insert_with(|| TraceRef::derived(domain::SESSION, &self.session_id)).clone()
+    }
+
+    fn current_parent(&self) -> SpanId {
+        self.run.as_ref().map_or(self.last_run_span, |r| r.span_id)
+    }
+
+    /// Opens a run. The first run's span id is the session's own. A later (resumed) run's id derives from the
+    /// event that opened it here: its `SessionStarted`, or its `SessionCompleted` when that came first.
+    fn open_run(&mut self, start: Option<&EventMeta>, seen: &EventMeta) -> &mut Run {
+        let first = SpanId::derive(domain::SESSION, &self.session_id);
+        let (span_id, parent) = if self.runs_ended == 0 {
+            (first, None)
+        } else {
+            let id = format!("{}/{}", self.session_id, seen.event_id);
+            (SpanId::derive(domain::SESSION_RUN, &id), Some(first))
+        };
+        self.last_run_span = span_id;
+        self.run.insert(Run {
+            span_id,
+            parent,
+            number: self.runs_ended + 1,
+            start: start.map(|m| m.occurred_at),
+            first_seen: seen.occurred_at,
+            model: self.model.clone(),
+            input_tokens: 0,
+            output_tokens: 0,
+            events: Vec::new(),
+            completion: None,
+        })
+    }
+}
+
+impl Translator {
+    pub(super) fn chat(&mut self, event: &ChatEvent, clock: DateTime<Utc>, out: &mut Output) {
+        let meta = event.meta();
+        let skey = self.touch_session(event.session_id(), meta, clock, out);
+        match event {
+            ChatEvent::SessionStarted { model, .. } => self.session_started(skey, meta, model, out),
+            ChatEvent::SessionCompleted { status, .. } => self.session_completed(skey, meta, status, out),
+            ChatEvent::RoundStarted { round_id, model, .. } => {
+                self.round_started(skey, round_id, meta, model, clock, out)
+            }
+            ChatEvent::RoundCompleted { round_id, status, usage, latency_ms, error, .. } => {
+                let done = RoundDone {
+                    at: meta.occurred_at,
+                    status: status.clone(),
+                    usage: *usage,
+                    latency_ms: *latency_ms,
+                    error: error.clone(),
+                };
+                self.round_completed(skey, round_id, done, clock, out)
+            }
+            ChatEvent::ToolCalled { tool_call_id, round_id, tool_name, latency_ms, success, .. } => {
+                self.tool_called(skey, meta, tool_call_id, round_id, tool_name, *latency_ms, *success, clock, out)
+            }
+            ChatEvent::MessageCountUpdated { message_count, .. } => {
+                if let Some(s) = self.sessions.get_mut(&skey) {
+                    s.message_count = Some(*message_count);
+                }
+            }
+        }
+    }
+
+    /// Finds or creates the session entry, adopts the event's trace id and marks the session active.
+    fn touch_session(&mut self, session_id: &str, meta: &EventMeta, clock: DateTime<Utc>, out: &mut Output) -> u64 {
+        let key = session_key(session_id);
+        if !self.sessions.contains_key(&key) {
+            self.make_room(clock, out);
+            self.sessions.insert(key, Session::new(session_id, clock));
+        }
+        let seq = self.lru.touch(Class::Session, key);
+        let s = self.sessions.get_mut(&key).expect("inserted above");
+        s.seq = seq;
+        s.last_seen = clock;
+        s.adopt_trace(meta);
+        key
+    }
+
+    fn session_started(&mut self, key: u64, meta: &EventMeta, model: &str, out: &mut Output) {
+        let s = self.sessions.get_mut(&key).expect("touched");
+        s.model = Some(model.to_owned());
+        match &mut s.run {
+            Some(run) if run.start.is_none() => {
+                // The completion came first: pair it now.
+                run.start = Some(meta.occurred_at);
+                run.first_seen = run.first_seen.min(meta.occurred_at);
+                run.model = Some(model.to_owned());
+                if let Some((end, status)) = run.completion.take() {
+                    self.end_run(key, end, Some(status), false, out);
+                }
+            }
+            Some(run) => {
+                // Started again while a run is open: Bamboo resumed without closing the run first.
+                run.events.push(SpanEventRecord {
+                    name: sc::EVENT_SESSION_RESUMED,
+                    time: meta.occurred_at,
+                    attributes: vec![KeyValue::new(sc::GEN_AI_REQUEST_MODEL, model)],
+                });
+            }
+            None => {
+                s.open_run(Some(meta), meta);
+            }
+        }
+    }
+
+    fn session_completed(
+        &mut self,
+        key: u64,
+        meta: &EventMeta,
+        status: &SessionStatus,
+        out: &mut Output,
+    ) {
+        let s = self.sessions.get_mut(&key).expect("touched");
+        match &mut s.run {
+            Some(run) if run.start.is_some() => self.end_run(key, meta.occurred_at, Some(status.clone()), false, out),
+            Some(_) => self.reject(sc::REJECT_DUPLICATE, out),
+            None if s.last_end.as_ref() == Some(&(meta.occurred_at, status.clone())) => {
+                self.reject(sc::REJECT_ALREADY_ENDED, out)
+            }
+            None => {
+                // Completion before start: hold it until the start arrives or the entry goes idle.
+                let run = s.open_run(None, meta);
+                run.completion = Some((meta.occurred_at, status.clone()));
+            }
+        }
+    }
+
+    /// Ends the open run of session `key` at `end` and emits its span. `status` is `None` when it never completed.
+    fn end_run(
+        &mut self,
+        key: u64,
+        end: DateTime<Utc>,
+        status: Option<SessionStatus>,
+        incomplete: bool,
+        out: &mut Output,
+    ) {
+        // Rounds still waiting for their start will not get one now: emit them under this run first, so the
+        // run's totals include them.
+        let held = std::mem::take(&mut self.sessions.get_mut(&key).expect("session").held_rounds);
+        for rkey in held {
+            if self.rounds.get(&rkey).is_some_and(|r| r.completion.is_some() && r.start.is_none()) {
+                self.evict_round(rkey, end, out);
+            }
+        }
+        let cfg_max = self.cfg.max_error_len;
+        let s = self.sessions.get_mut(&key).expect("session");
+        let Some(run) = s.run.take() else { return };
+        let trace = s.trace_for_emit();
+        let incomplete = incomplete || run.start.is_none();
+        let start = run.start.unwrap_or(run.first_seen).min(end);
+        s.runs_ended += 1;
+        if let Some(status) = &status {
+            s.last_end = Some((end, status.clone()));
+        }
+
+        let model = run.model.as_deref().or(s.model.as_deref());
+        let mut attrs = Vec::with_capacity(14);
+        attrs.push(KeyValue::new(sc::GEN_AI_OPERATION_NAME, sc::OP_INVOKE_AGENT));
+        attrs.push(KeyValue::new(sc::GEN_AI_AGENT_NAME, sc::AGENT_NAME));
+        attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, s.session_id.as_str()));
+        if let Some(model) = model {
+            attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, model));
+            if let Some(p) = genai::provider_from_model(model) {
+                attrs.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, p));
+            }
+        }
+        attrs.push(KeyValue::new(sc::BAMBOO_SESSION_ID, s.session_id.as_str()));
+        attrs.push(KeyValue::new(sc::BAMBOO_SESSION_RUN, run.number));
+        attrs.push(KeyValue::new(sc::GEN_AI_USAGE_INPUT_TOKENS, run.input_tokens));
+        attrs.push(KeyValue::new(sc::GEN_AI_USAGE_OUTPUT_TOKENS, run.output_tokens));
+        if let Some(n) = s.message_count {
+            attrs.push(KeyValue::new(sc::BAMBOO_SESSION_MESSAGE_COUNT, n));
+        }
+        let span_status = match &status {
+            Some(st) => {
+                attrs.push(KeyValue::new(sc::BAMBOO_SESSION_STATUS, st.as_str()));
+                if *st == SessionStatus::Error {
+                    attrs.push(KeyValue::new(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
+                    error_status("session ended with status error", cfg_max, &mut attrs)
+                } else {
+                    SpanStatus::Unset
+                }
+            }
+            None => {
+                attrs.push(KeyValue::new(sc::ERROR_TYPE, sc::ERROR_INCOMPLETE));
+                SpanStatus::Error(sc::ERROR_INCOMPLETE.to_owned())
+            }
+        };
+        common_attrs(&trace, incomplete, &mut attrs);
+        let span = SpanRecord {
+            trace_id: trace.id,
+            span_id: run.span_id,
+            parent_span_id: run.parent,
+            name: format!("{} {}", sc::OP_INVOKE_AGENT, sc::AGENT_NAME),
+            kind: SpanKind::Internal,
+            start,
+            end,
+            attributes: attrs,
+            events: run.events,
+            status: span_status,
+        };
+        if let Some(st) = &status {
+            out.count(Instrument::Sessions, 1, vec![KeyValue::new(sc::BAMBOO_SESSION_STATUS, st.as_str())]);
+        }
+        self.emitted(span, out);
+    }
+
+    fn round_started(
+        &mut self,
+        skey: u64,
+        round_id: &str,
+        meta: &EventMeta,
+        model: &str,
+        clock: DateTime<Utc>,
+        out: &mut Output,
+    ) {
+        let rkey = round_span(round_id).to_u64();
+        if self.ended.contains(rkey) {
+            return self.reject(sc::REJECT_ALREADY_ENDED, out);
+        }
+        match self.rounds.get_mut(&rkey) {
+            Some(r) if r.start.is_some() => return self.reject(sc::REJECT_DUPLICATE, out),
+            Some(r) => {
+                r.start = Some(meta.occurred_at);
+                r.model = Some(model.to_owned());
+            }
+            None => {
+                self.make_room(clock, out);
+                let parent = self.sessions.get(&skey).map_or_else(
+                    || SpanId::derive(domain::SESSION, self.session_id_of(skey)),
+                    Session::current_parent,
+                );
+                let session_id = self.session_id_of(skey).to_owned();
+                self.rounds.insert(
+                    rkey,
+                    Round {
+                        round_id: round_id.to_owned(),
+                        session_id,
+                        seq: 0,
+                        last_seen: clock,
+                        parent,
+                        start: Some(meta.occurred_at),
+                        model: Some(model.to_owned()),
+                        completion: None,
+                    },
+                );
+            }
+        }
+        self.touch_round(rkey, clock);
+        if self.rounds.get(&rkey).is_some_and(|r| r.completion.is_some()) {
+            self.finish_round(rkey, false, None, out);
+        }
+    }
+
+    fn round_completed(&mut self, skey: u64, round_id: &str, done: RoundDone, clock: DateTime<Utc>, out: &mut Output) {
+        let rkey = round_span(round_id).to_u64();
+        if self.ended.contains(rkey) {
+            return self.reject(sc::REJECT_ALREADY_ENDED, out);
+        }
+        match self.rounds.get_mut(&rkey) {
+            Some(r) if r.completion.is_some() => return self.reject(sc::REJECT_DUPLICATE, out),
+            Some(r) => r.completion = Some(done),
+            None => {
+                // Completion before start: hold it; the run's end (or idleness) emits it if no start comes.
+                self.make_room(clock, out);
+                let s = self.sessions.get_mut(&skey).expect("touched");
+                s.held_rounds.push(rkey);
+                let round = Round {
+                    round_id: round_id.to_owned(),
+                    session_id: s.session_id.clone(),
+                    seq: 0,
+                    last_seen: clock,
+                    parent: s.current_parent(),
+                    start: None,
+                    model: None,
+                    completion: Some(done),
+                };
+                self.rounds.insert(rkey, round);
+            }
+        }
+        self.touch_round(rkey, clock);
+        if self.rounds.get(&rkey).is_some_and(|r| r.start.is_some()) {
+            self.finish_round(rkey, false, None, out);
+        }
+    }
+
+    fn touch_round(&mut self, rkey: u64, clock: DateTime<Utc>) {
+        let seq = self.lru.touch(Class::Round, rkey);
+        if let Some(r) = self.rounds.get_mut(&rkey) {
+            r.seq = seq;
+            r.last_seen = clock;
+        }
+    }
+
+    fn session_id_of(&self, skey: u64) -> &str {
+        self.sessions.get(&skey).map_or("", |s| s.session_id.as_str())
+    }
+
+    /// Removes a round and emits its span. `end` is used when the round never completed.
+    fn finish_round(&mut self, rkey: u64, incomplete: bool, end: Option<DateTime<Utc>>, out: &mut Output) {
+        let Some(round) = self.rounds.remove(&rkey) else { return };
+        self.ended.insert(rkey);
+        let skey = session_key(&round.session_id);
+        if !self.sessions.contains_key(&skey) {
+            // The session was forgotten (idle or capacity); the round still joins its trace by derivation.
+            let mut s = Session::new(&round.session_id, round.last_seen);
+            s.trace_locked = true;
+            self.sessions.insert(skey, s);
+            let seq = self.lru.touch(Class::Session, skey);
+            self.sessions.get_mut(&skey).expect("inserted").seq = seq;
+        }
+        let max_err = self.cfg.max_error_len;
+        let s = self.sessions.get_mut(&skey).expect("present");
+        let trace = s.trace_for_emit();
+        let model =
+            round.model.clone().or_else(|| s.run.as_ref().and_then(|r| r.model.clone())).or_else(|| s.model.clone());
+        let provider = model.as_deref().and_then(genai::provider_from_model);
+        let incomplete = incomplete || round.start.is_none() || round.completion.is_none();
+
+        let mut attrs = Vec::with_capacity(16);
+        attrs.push(KeyValue::new(sc::GEN_AI_OPERATION_NAME, sc::OP_CHAT));
+        if let Some(p) = provider {
+            attrs.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, p));
+        }
+        if let Some(m) = &model {
+            attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, m.as_str()));
+        }
+        attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, round.session_id.as_str()));
+        attrs.push(KeyValue::new(sc::BAMBOO_SESSION_ID, round.session_id.as_str()));
+        attrs.push(KeyValue::new(sc::BAMBOO_ROUND_ID, round.round_id.as_str()));
+
+        let (start, end, status) = match &round.completion {
+            Some(done) => {
+                let start = round.start.unwrap_or_else(|| before(done.at, done.latency_ms));
+                attrs.push(KeyValue::new(sc::BAMBOO_ROUND_STATUS, done.status.as_str()));
+                attrs.push(KeyValue::new(sc::GEN_AI_USAGE_INPUT_TOKENS, done.usage.prompt_tokens));
+                attrs.push(KeyValue::new(sc::GEN_AI_USAGE_OUTPUT_TOKENS, done.usage.completion_tokens));
+                attrs.push(KeyValue::new(sc::BAMBOO_USAGE_TOTAL_TOKENS, done.usage.total_tokens));
+                let status = if done.status == RoundStatus::Error {
+                    attrs.push(KeyValue::new(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
+                    error_status(done.error.as_deref().unwrap_or("round failed"), max_err, &mut attrs)
+                } else {
+                    SpanStatus::Unset
+                };
+                if let Some(run) = s.run.as_mut().filter(|r| r.span_id == round.parent) {
+                    run.input_tokens += done.usage.prompt_tokens;
+                    run.output_tokens += done.usage.completion_tokens;
+                }
+                (start.min(done.at), done.at, status)
+            }
+            None => {
+                attrs.push(KeyValue::new(sc::ERROR_TYPE, sc::ERROR_INCOMPLETE));
+                let start = round.start.expect("a round entry has a start or a completion");
+                let end = end.unwrap_or(round.last_seen).max(start);
+                (start, end, SpanStatus::Error(sc::ERROR_INCOMPLETE.to_owned()))
+            }
+        };
+        common_attrs(&trace, incomplete, &mut attrs);
+
+        if let Some(done) = &round.completion {
+            let mut base = genai_metric_attrs(sc::OP_CHAT, model.as_deref(), provider);
+            token_metrics(&base, done.usage.prompt_tokens, done.usage.completion_tokens, out);
+            if done.status == RoundStatus::Error {
+                base.push(KeyValue::new(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
+            }
+            out.metric(Instrument::OperationDuration, MetricValue::F64(seconds(done.latency_ms)), base);
+            let mut counter = vec![KeyValue::new(sc::BAMBOO_ROUND_STATUS, done.status.as_str())];
+            if let Some(m) = &model {
+                counter.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, m.as_str()));
+            }
+            out.count(Instrument::Rounds, 1, counter);
+        }
+
+        let span = SpanRecord {
+            trace_id: trace.id,
+            span_id: SpanId(rkey.to_be_bytes()),
+            parent_span_id: Some(round.parent),
+            name: genai::span_name(sc::OP_CHAT, model.as_deref()),
+            kind: SpanKind::Client,
+            start,
+            end,
+            attributes: attrs,
+            events: Vec::new(),
+            status,
+        };
+        self.emitted(span, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn tool_called(
+        &mut self,
+        skey: u64,
+        meta: &EventMeta,
+        tool_call_id: &str,
+        round_id: &str,
+        tool_name: &str,
+        latency_ms: u64,
+        success: bool,
+        clock: DateTime<Utc>,
+        out: &mut Output,
+    ) {
+        let span_id = SpanId::derive(domain::TOOL, tool_call_id);
+        if !self.ended.insert(span_id.to_u64()) {
+            return self.reject(sc::REJECT_ALREADY_ENDED, out);
+        }
+        let rspan = round_span(round_id);
+        if self.rounds.contains_key(&rspan.to_u64()) {
+            self.touch_round(rspan.to_u64(), clock);
+        }
+        let s = self.sessions.get_mut(&skey).expect("touched");
+        let trace = s.trace_for_emit();
+        let mut attrs = Vec::with_capacity(10);
+        attrs.push(KeyValue::new(sc::GEN_AI_OPERATION_NAME, sc::OP_EXECUTE_TOOL));
+        attrs.push(KeyValue::new(sc::GEN_AI_TOOL_NAME, tool_name));
+        attrs.push(KeyValue::new(sc::GEN_AI_TOOL_CALL_ID, tool_call_id));
+        attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, s.session_id.as_str()));
+        attrs.push(KeyValue::new(sc::BAMBOO_SESSION_ID, s.session_id.as_str()));
+        attrs.push(KeyValue::new(sc::BAMBOO_ROUND_ID, round_id));
+        attrs.push(KeyValue::new(sc::BAMBOO_TOOL_SUCCESS, success));
+        let status = if success {
+            SpanStatus::Unset
+        } else {
+            attrs.push(KeyValue::new(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
+            SpanStatus::Error("tool call failed".to_owned())
+        };
+        common_attrs(&trace, false, &mut attrs);
+
+        let metric_attrs =
+            vec![KeyValue::new(sc::GEN_AI_TOOL_NAME, tool_name), KeyValue::new(sc::BAMBOO_TOOL_SUCCESS, success)];
+        out.metric(Instrument::ToolDuration, MetricValue::F64(seconds(latency_ms)), metric_attrs.clone());
+        out.count(Instrument::ToolCalls, 1, metric_attrs);
+
+        let span = SpanRecord {
+            trace_id: trace.id,
+            span_id,
+            parent_span_id: Some(rspan),
+            name: format!("{} {}", sc::OP_EXECUTE_TOOL, tool_name),
+            kind: SpanKind::Internal,
+            start: before(meta.occurred_at, latency_ms),
+            end: meta.occurred_at,
+            attributes: attrs,
+            events: Vec::new(),
+            status,
+        };
+        self.emitted(span, out);
+    }
+
+    /// Evicts a session entry; returns whether a span was emitted.
+    pub(super) fn evict_session(&mut self, key: u64, end: DateTime<Utc>, out: &mut Output) -> bool {
+        let Some(s) = self.sessions.get_mut(&key) else { return false };
+        let emitted = match s.run.as_mut() {
+            Some(run) => {
+                if let Some((at, status)) = run.completion.take() {
+                    // Completed, but its start never came.
+                    self.end_run(key, at, Some(status), true, out);
+                } else {
+                    self.end_run(key, end, None, true, out);
+                }
+                true
+            }
+            None => false,
+        };
+        self.sessions.remove(&key);
+        emitted
+    }
+
+    /// Evicts a round entry; returns whether a span was emitted (always, if the entry existed).
+    pub(super) fn evict_round(&mut self, key: u64, end: DateTime<Utc>, out: &mut Output) -> bool {
+        if !self.rounds.contains_key(&key) {
+            return false;
+        }
+        self.finish_round(key, true, Some(end), out);
+        true
+    }
+}
