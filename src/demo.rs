@@ -23,6 +23,9 @@ fn usage(prompt: u64, completion: u64) -> TokenUsage {
     TokenUsage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
 }
 
+/// One planned round: its tool calls (name, latency ms, success), latency ms, tokens and error.
+type RoundPlan = (&'static [(&'static str, u64, bool)], i64, TokenUsage, Option<&'static str>);
+
 /// A coding-agent session starting at `start`: four rounds (the third fails with a provider error), seven tool
 /// calls (one fails), message count updates, the forwarded upstream requests behind two rounds (one rate
 /// limited), and the metrics worker's own lifecycle.
@@ -34,12 +37,10 @@ pub fn agent_session(start: DateTime<Utc>) -> Vec<MetricsEvent> {
     let round_id = |n: u32| format!("{session}-run-{run}-round-{n}");
     let mut ev: Vec<MetricsEvent> = vec![SystemEvent::WorkerStarted.into()];
     ev.push(ChatEvent::SessionStarted { meta: c.at(0), session_id: session.clone(), model: model.into() }.into());
-    ev.push(
-        ChatEvent::MessageCountUpdated { meta: c.at(2), session_id: session.clone(), message_count: 1 }.into(),
-    );
+    ev.push(ChatEvent::MessageCountUpdated { meta: c.at(2), session_id: session.clone(), message_count: 1 }.into());
 
     // (tools: name, latency ms, success), round latency ms, tokens, error
-    let rounds: [(&[(&str, u64, bool)], i64, TokenUsage, Option<&str>); 4] = [
+    let rounds: [RoundPlan; 4] = [
         (&[("Glob", 61, true), ("Read", 18, true)], 7_054, usage(3_490, 225), None),
         (&[("Grep", 240, true), ("Bash", 1_225, false), ("Read", 9, true)], 12_400, usage(16_166, 436), None),
         (&[], 2_208, usage(18_020, 0), Some("Provider error: 529 Overloaded: upstream is temporarily overloaded")),

@@ -209,13 +209,7 @@ impl Translator {
         }
     }
 
-    fn session_completed(
-        &mut self,
-        key: u64,
-        meta: &EventMeta,
-        status: &SessionStatus,
-        out: &mut Output,
-    ) {
+    fn session_completed(&mut self, key: u64, meta: &EventMeta, status: &SessionStatus, out: &mut Output) {
         let s = self.sessions.get_mut(&key).expect("touched");
         match &mut s.run {
             Some(run) if run.start.is_some() => self.end_run(key, meta.occurred_at, Some(status.clone()), false, out),
@@ -332,10 +326,10 @@ impl Translator {
             }
             None => {
                 self.make_room(clock, out);
-                let parent = self.sessions.get(&skey).map_or_else(
-                    || SpanId::derive(domain::SESSION, self.session_id_of(skey)),
-                    Session::current_parent,
-                );
+                let parent = self
+                    .sessions
+                    .get(&skey)
+                    .map_or_else(|| SpanId::derive(domain::SESSION, self.session_id_of(skey)), Session::current_parent);
                 let session_id = self.session_id_of(skey).to_owned();
                 self.rounds.insert(
                     rkey,
@@ -407,13 +401,12 @@ impl Translator {
         let Some(round) = self.rounds.remove(&rkey) else { return };
         self.ended.insert(rkey);
         let skey = session_key(&round.session_id);
-        if !self.sessions.contains_key(&skey) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.sessions.entry(skey) {
             // The session was forgotten (idle or capacity); the round still joins its trace by derivation.
             let mut s = Session::new(&round.session_id, round.last_seen);
             s.trace_locked = true;
-            self.sessions.insert(skey, s);
-            let seq = self.lru.touch(Class::Session, skey);
-            self.sessions.get_mut(&skey).expect("inserted").seq = seq;
+            s.seq = self.lru.touch(Class::Session, skey);
+            slot.insert(s);
         }
         let max_err = self.cfg.max_error_len;
         let s = self.sessions.get_mut(&skey).expect("present");

@@ -110,7 +110,8 @@ impl Translator {
         let endpoint = req.start.as_ref().map(|s| s.endpoint.as_str());
         let model = req.start.as_ref().map(|s| s.model.as_str()).filter(|m| !m.is_empty());
         let operation = endpoint.map_or(sc::SPAN_FORWARD_UNKNOWN, genai::operation_from_endpoint);
-        let provider = endpoint.and_then(genai::provider_from_endpoint).or_else(|| model.and_then(genai::provider_from_model));
+        let provider =
+            endpoint.and_then(genai::provider_from_endpoint).or_else(|| model.and_then(genai::provider_from_model));
 
         let mut attrs = Vec::with_capacity(14);
         attrs.push(KeyValue::new(sc::GEN_AI_OPERATION_NAME, operation));

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints for every feature set that matters, then all tests with
+# the real OTLP backends (Phoenix, VictoriaMetrics, rotel) installed, started on 127.0.0.1 and stopped afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/backends.sh start
+trap 'scripts/backends.sh stop' EXIT
+
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+cargo clippy --no-default-features --all-targets -- -D warnings
+
+# Without the `otel` feature: the event model, translator and the no-op Bridge, with no OpenTelemetry dependency.
+cargo test --no-default-features
+cargo test

@@ -1,0 +1,152 @@
+//! Builders for hand-written event streams.
+#![allow(dead_code)]
+
+use bamboo_otel::events::*;
+use bamboo_otel::translate::{Output, SpanRecord, TranslateConfig, Translator, TtlClock};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()
+}
+
+pub fn at(ms: i64) -> DateTime<Utc> {
+    t0() + Duration::milliseconds(ms)
+}
+
+/// Metadata with event id `id`, `ms` after t0, and an optional trace id.
+pub fn meta(id: &str, ms: i64, trace: Option<&str>) -> EventMeta {
+    EventMeta::at(id, at(ms), trace.map(str::to_owned))
+}
+
+pub fn usage(p: u64, c: u64) -> TokenUsage {
+    TokenUsage { prompt_tokens: p, completion_tokens: c, total_tokens: p + c }
+}
+
+pub fn session_started(id: &str, ms: i64, session: &str, model: &str, trace: Option<&str>) -> MetricsEvent {
+    ChatEvent::SessionStarted { meta: meta(id, ms, trace), session_id: session.into(), model: model.into() }.into()
+}
+
+pub fn session_completed(id: &str, ms: i64, session: &str, status: SessionStatus) -> MetricsEvent {
+    ChatEvent::SessionCompleted { meta: meta(id, ms, None), session_id: session.into(), status }.into()
+}
+
+pub fn round_started(id: &str, ms: i64, session: &str, round: &str, model: &str) -> MetricsEvent {
+    ChatEvent::RoundStarted {
+        meta: meta(id, ms, None),
+        round_id: round.into(),
+        session_id: session.into(),
+        model: model.into(),
+    }
+    .into()
+}
+
+pub fn round_completed(id: &str, ms: i64, session: &str, round: &str, latency: u64, u: TokenUsage) -> MetricsEvent {
+    ChatEvent::RoundCompleted {
+        meta: meta(id, ms, None),
+        round_id: round.into(),
+        session_id: session.into(),
+        status: RoundStatus::Success,
+        usage: u,
+        latency_ms: latency,
+        error: None,
+    }
+    .into()
+}
+
+pub fn round_failed(id: &str, ms: i64, session: &str, round: &str, latency: u64, error: &str) -> MetricsEvent {
+    ChatEvent::RoundCompleted {
+        meta: meta(id, ms, None),
+        round_id: round.into(),
+        session_id: session.into(),
+        status: RoundStatus::Error,
+        usage: usage(0, 0),
+        latency_ms: latency,
+        error: Some(error.into()),
+    }
+    .into()
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn tool(
+    id: &str,
+    ms: i64,
+    session: &str,
+    round: &str,
+    call: &str,
+    name: &str,
+    latency: u64,
+    ok: bool,
+) -> MetricsEvent {
+    ChatEvent::ToolCalled {
+        meta: meta(id, ms, None),
+        tool_call_id: call.into(),
+        round_id: round.into(),
+        session_id: session.into(),
+        tool_name: name.into(),
+        latency_ms: latency,
+        success: ok,
+    }
+    .into()
+}
+
+pub fn request_started(id: &str, ms: i64, req: &str, endpoint: &str, model: &str, trace: Option<&str>) -> MetricsEvent {
+    ForwardEvent::RequestStarted {
+        meta: meta(id, ms, trace),
+        request_id: req.into(),
+        endpoint: endpoint.into(),
+        model: model.into(),
+        is_stream: true,
+    }
+    .into()
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn request_completed(
+    id: &str,
+    ms: i64,
+    req: &str,
+    code: u16,
+    status: ForwardStatus,
+    u: Option<TokenUsage>,
+    latency: u64,
+    error: Option<&str>,
+) -> MetricsEvent {
+    ForwardEvent::RequestCompleted {
+        meta: meta(id, ms, None),
+        request_id: req.into(),
+        status_code: code,
+        status,
+        usage: u,
+        latency_ms: latency,
+        error: error.map(str::to_owned),
+    }
+    .into()
+}
+
+/// Runs events through a fresh translator on the event clock, then `finish`es it.
+pub fn run(events: &[MetricsEvent]) -> Output {
+    run_with(TranslateConfig { clock: TtlClock::EventTime, ..Default::default() }, events, true)
+}
+
+pub fn run_with(cfg: TranslateConfig, events: &[MetricsEvent], finish: bool) -> Output {
+    let mut tr = Translator::new(cfg);
+    let mut out = Output::new();
+    for e in events {
+        tr.process(e, at(0), &mut out);
+    }
+    if finish {
+        tr.finish(at(0), &mut out);
+    }
+    out
+}
+
+pub fn span<'a>(out: &'a Output, name: &str) -> &'a SpanRecord {
+    let found: Vec<_> = out.spans.iter().filter(|s| s.name == name).collect();
+    assert_eq!(found.len(), 1, "expected one span named {name:?}, found {}: {:#?}", found.len(), out.spans);
+    found[0]
+}
+
+pub fn sample_events() -> Vec<MetricsEvent> {
+    let text = include_str!("../data/sample-events.jsonl");
+    text.lines().map(|l| MetricsEvent::from_json(l).expect("sample line parses")).collect()
+}
