@@ -10,6 +10,12 @@ trap 'scripts/backends.sh stop' EXIT
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo clippy --no-default-features --all-targets -- -D warnings
+cargo clippy --no-default-features --features grpc --all-targets -- -D warnings
+cargo clippy --no-default-features --features http --all-targets -- -D warnings
+if cargo tree --no-default-features -e normal | grep -q opentelemetry; then
+  echo "the build without the otel feature must not depend on OpenTelemetry" >&2
+  exit 1
+fi
 
 # Without the `otel` feature: the event model, translator and the no-op Bridge, with no OpenTelemetry dependency.
 cargo test --no-default-features

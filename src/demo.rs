@@ -30,10 +30,15 @@ type RoundPlan = (&'static [(&'static str, u64, bool)], i64, TokenUsage, Option<
 /// calls (one fails), message count updates, the forwarded upstream requests behind two rounds (one rate
 /// limited), and the metrics worker's own lifecycle.
 pub fn agent_session(start: DateTime<Utc>) -> Vec<MetricsEvent> {
+    // Bamboo writes millisecond timestamps.
+    let start = DateTime::<Utc>::from_timestamp_millis(start.timestamp_millis()).unwrap_or(start);
     let session = uuid::Uuid::new_v4().to_string();
     let run = uuid::Uuid::new_v4();
     let model = "claude-sonnet-4-5";
-    let mut c = Clock { t: start, trace_id: Some(format!("{:032x}", uuid::Uuid::new_v4().as_u128())) };
+    // A W3C trace id with all 128 bits random-looking: a raw UUID v4 would fix the variant bits in the low half,
+    // which ratio samplers read.
+    let trace = crate::ids::TraceId::derive("demo", &uuid::Uuid::new_v4().to_string());
+    let mut c = Clock { t: start, trace_id: Some(trace.to_string()) };
     let round_id = |n: u32| format!("{session}-run-{run}-round-{n}");
     let mut ev: Vec<MetricsEvent> = vec![SystemEvent::WorkerStarted.into()];
     ev.push(ChatEvent::SessionStarted { meta: c.at(0), session_id: session.clone(), model: model.into() }.into());
@@ -91,12 +96,12 @@ pub fn agent_session(start: DateTime<Utc>) -> Vec<MetricsEvent> {
                 .into(),
             );
         }
-        for (i, (tool, tool_ms, ok)) in tools.iter().enumerate() {
+        for (tool, tool_ms, ok) in tools.iter() {
             c.at(200 + *tool_ms as i64);
             ev.push(
                 ChatEvent::ToolCalled {
                     meta: c.at(0),
-                    tool_call_id: format!("call_{}_{}", &rid[rid.len() - 8..], i),
+                    tool_call_id: format!("call_{}", &uuid::Uuid::new_v4().simple().to_string()[..24]),
                     round_id: rid.clone(),
                     session_id: session.clone(),
                     tool_name: (*tool).into(),

@@ -10,12 +10,18 @@
 //! - [`semconv`]: every attribute and metric name.
 //! - [`ids`]: deterministic trace and span ids.
 
+pub mod bridge;
+pub mod config;
 pub mod console;
 pub mod demo;
 pub mod events;
+#[cfg(feature = "otel")]
+mod export;
 pub mod ids;
 pub mod semconv;
 pub mod translate;
 
+pub use bridge::{Bridge, BridgeBuilder, ShutdownReport};
+pub use config::{BuildError, ExporterKind, Protocol, Sampler};
 pub use events::{ChatEvent, EventMeta, ForwardEvent, MetricsEvent, SystemEvent};
 pub use translate::{Output, TranslateConfig, Translator};

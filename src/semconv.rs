@@ -145,6 +145,8 @@ instruments! {
         "Spans emitted without their start or their completion";
     BridgeEvicted = "bamboo_otel.spans.evicted", "{span}", Counter, &[],
         "Open spans closed by the bridge (idle time-to-live, capacity, shutdown), by reason";
+    BridgeSpansDropped = "bamboo_otel.spans.dropped", "{span}", Counter, &[],
+        "Spans that could not be exported (buffer full during an outage, shutdown deadline), by reason";
     BridgeExportFailures = "bamboo_otel.export.failures", "{batch}", Counter, &[],
         "Export attempts that failed, by signal and reason";
 }

@@ -1,0 +1,349 @@
+//! The public handle: build it once, `record` events from anywhere, `shutdown` at exit.
+//!
+//! ```no_run
+//! use bamboo_otel::{Bridge, MetricsEvent};
+//! # fn events() -> Vec<MetricsEvent> { vec![] }
+//! // Reads the standard OTEL_* variables (endpoint, protocol, headers, sampler, …).
+//! let bridge = Bridge::from_env().expect("valid OTEL_* configuration");
+//! for event in events() {
+//!     bridge.record(event); // never blocks: a bounded queue feeds a worker thread
+//! }
+//! let report = bridge.shutdown(std::time::Duration::from_secs(5));
+//! println!("{report:?}");
+//! ```
+//!
+//! `record` costs a queue push on the caller's thread. When the queue is full the event is dropped, counted
+//! (`bamboo_otel.events.rejected{reason="queue_full"}` and [`ShutdownReport::events_dropped`]) and logged once per
+//! burst. Dropping the last handle shuts the bridge down with a 5 s bound.
+//!
+//! Without the `otel` Cargo feature, `Bridge` has the same API and does nothing, with no OpenTelemetry
+//! dependency, so applications can wire it unconditionally.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{BuildError, ExporterKind, Protocol, Sampler, Settings};
+use crate::events::{MetricsEvent, ParseError};
+
+/// What the bridge did, returned by [`Bridge::shutdown`]. At shutdown,
+/// `events_received = translated + events_rejected` and every span translated is exported, sampled out or dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Events the worker translated (duplicates included).
+    pub events_received: u64,
+    /// Events dropped because the queue was full (never reached the worker).
+    pub events_dropped: u64,
+    /// Events the translator rejected (duplicates, second completions).
+    pub events_rejected: u64,
+    pub spans_exported: u64,
+    /// Spans not kept by the sampler.
+    pub spans_sampled_out: u64,
+    /// Spans that could not be exported (buffer full during an outage, or still unsent at the shutdown deadline).
+    pub spans_dropped: u64,
+    /// Spans emitted without their start or completion (open at shutdown, idle, evicted).
+    pub spans_incomplete: u64,
+    pub span_export_failures: u64,
+    pub metric_exports: u64,
+    pub metric_export_failures: u64,
+    /// The shutdown deadline passed before everything was sent.
+    pub timed_out: bool,
+}
+
+/// Counters shared between the handles and the worker.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub queue_full: AtomicU64,
+    pub burst_logged: AtomicBool,
+    #[allow(dead_code)]
+    pub shut_down: AtomicBool,
+}
+
+/// Builds a [`Bridge`]. Starts from the environment (`OTEL_*`, `BAMBOO_OTEL_*`); what is set here wins.
+#[derive(Debug, Clone)]
+pub struct BridgeBuilder {
+    settings: Result<Settings, BuildError>,
+}
+
+impl BridgeBuilder {
+    fn map(mut self, f: impl FnOnce(&mut Settings)) -> Self {
+        if let Ok(s) = &mut self.settings {
+            f(s);
+        }
+        self
+    }
+
+    pub fn service_name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.map(|s| s.service_name = Some(name))
+    }
+
+    /// Adds a resource attribute (e.g. `openinference.project.name`, `deployment.environment`).
+    pub fn resource_attribute(self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let (k, v) = (key.into(), value.into());
+        self.map(|s| s.resource.push((k, v)))
+    }
+
+    pub fn traces_exporter(self, kind: ExporterKind) -> Self {
+        self.map(|s| s.traces = kind)
+    }
+
+    pub fn metrics_exporter(self, kind: ExporterKind) -> Self {
+        self.map(|s| s.metrics = kind)
+    }
+
+    /// OTLP endpoint and protocol for both signals. For HTTP, give the full signal URLs with
+    /// [`traces_endpoint`](Self::traces_endpoint) and [`metrics_endpoint`](Self::metrics_endpoint) instead.
+    pub fn protocol(self, protocol: Protocol) -> Self {
+        self.map(|s| (s.traces_protocol, s.metrics_protocol) = (protocol, protocol))
+    }
+
+    pub fn traces_endpoint(self, url: impl Into<String>, protocol: Protocol) -> Self {
+        let url = url.into();
+        self.map(|s| {
+            s.traces_endpoint = Some(url);
+            s.traces_protocol = protocol;
+            s.traces = ExporterKind::Otlp;
+        })
+    }
+
+    pub fn metrics_endpoint(self, url: impl Into<String>, protocol: Protocol) -> Self {
+        let url = url.into();
+        self.map(|s| {
+            s.metrics_endpoint = Some(url);
+            s.metrics_protocol = protocol;
+            s.metrics = ExporterKind::Otlp;
+        })
+    }
+
+    /// A header sent with every export (e.g. an API key). Its value never appears in logs or errors.
+    pub fn header(self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let (k, v) = (key.into(), value.into());
+        self.map(|s| s.headers.push((k, v)))
+    }
+
+    /// Events waiting for the worker; beyond it `record` drops and counts. Default 8192.
+    pub fn queue_size(self, n: usize) -> Self {
+        self.map(|s| s.queue_size = n.max(1))
+    }
+
+    /// How long an open span may stay idle before it is emitted as incomplete. Default 30 min.
+    pub fn span_ttl(self, ttl: Duration) -> Self {
+        self.map(|s| s.translate.idle_ttl = ttl)
+    }
+
+    /// Error texts are cut to this many bytes on a UTF-8 boundary. Default 4096.
+    pub fn max_error_len(self, n: usize) -> Self {
+        self.map(|s| s.translate.max_error_len = n)
+    }
+
+    pub fn sampler(self, sampler: Sampler) -> Self {
+        self.map(|s| s.sampler = sampler)
+    }
+
+    pub fn metric_interval(self, every: Duration) -> Self {
+        self.map(|s| s.metric_interval = every)
+    }
+
+    /// Whether spans still open at shutdown are emitted as incomplete (default) or dropped.
+    pub fn flush_open_spans_on_shutdown(self, yes: bool) -> Self {
+        self.map(|s| s.flush_open_on_shutdown = yes)
+    }
+
+    /// Replaying recorded events: measure idle time on the events' own clock.
+    pub fn replay_clock(self) -> Self {
+        self.map(|s| s.translate.clock = crate::translate::TtlClock::EventTime)
+    }
+
+    pub fn settings(&self) -> Result<&Settings, &BuildError> {
+        self.settings.as_ref()
+    }
+
+    pub fn build(self) -> Result<Bridge, BuildError> {
+        let settings = self.settings?;
+        Bridge::start(settings)
+    }
+}
+
+/// The bridge handle. Cheap to clone; all clones feed the same worker.
+#[derive(Clone)]
+pub struct Bridge {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge").field("enabled", &self.is_enabled()).finish()
+    }
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    #[cfg(feature = "otel")]
+    worker: std::sync::Mutex<Option<crate::export::WorkerHandle>>,
+    #[cfg(feature = "otel")]
+    events: Option<std::sync::mpsc::SyncSender<MetricsEvent>>,
+}
+
+impl Bridge {
+    pub fn builder() -> BridgeBuilder {
+        BridgeBuilder { settings: Settings::from_env() }
+    }
+
+    /// A bridge configured from the environment only.
+    pub fn from_env() -> Result<Bridge, BuildError> {
+        Self::builder().build()
+    }
+
+    /// A bridge that does nothing (what `OTEL_SDK_DISABLED=true` gives).
+    pub fn disabled() -> Bridge {
+        Bridge {
+            inner: Arc::new(Inner {
+                shared: Arc::default(),
+                #[cfg(feature = "otel")]
+                worker: std::sync::Mutex::new(None),
+                #[cfg(feature = "otel")]
+                events: None,
+            }),
+        }
+    }
+
+    #[cfg(feature = "otel")]
+    fn start(settings: Settings) -> Result<Bridge, BuildError> {
+        if settings.disabled {
+            return Ok(Bridge::disabled());
+        }
+        let shared = Arc::new(Shared::default());
+        let handle = crate::export::spawn(settings, shared.clone())?;
+        Ok(Bridge {
+            inner: Arc::new(Inner {
+                shared,
+                events: Some(handle.events.clone()),
+                worker: std::sync::Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    #[cfg(not(feature = "otel"))]
+    fn start(_settings: Settings) -> Result<Bridge, BuildError> {
+        Ok(Bridge::disabled())
+    }
+
+    /// Whether events go anywhere (false with `OTEL_SDK_DISABLED=true` or without the `otel` feature).
+    pub fn is_enabled(&self) -> bool {
+        #[cfg(feature = "otel")]
+        return self.inner.events.is_some();
+        #[cfg(not(feature = "otel"))]
+        false
+    }
+
+    /// Hands an event to the worker. Never blocks, never panics; a full queue drops the event and counts it.
+    #[inline]
+    pub fn record(&self, event: MetricsEvent) {
+        #[cfg(feature = "otel")]
+        if let Some(tx) = &self.inner.events {
+            if tx.try_send(event).is_err() {
+                self.queue_full();
+            }
+        }
+        #[cfg(not(feature = "otel"))]
+        drop(event);
+    }
+
+    #[cold]
+    #[allow(dead_code)]
+    fn queue_full(&self) {
+        let shared = &self.inner.shared;
+        shared.queue_full.fetch_add(1, Ordering::Relaxed);
+        if !shared.burst_logged.swap(true, Ordering::Relaxed) {
+            #[cfg(feature = "otel")]
+            tracing::warn!(target: "bamboo_otel", reason = "queue_full", "event queue full: dropping events (counted in bamboo_otel.events.rejected; logged once per burst)");
+        }
+    }
+
+    /// Parses one JSON line and records it. A line that does not parse is returned as an error and not recorded.
+    pub fn record_json(&self, line: &str) -> Result<(), ParseError> {
+        let event = MetricsEvent::from_json(line)?;
+        self.record(event);
+        Ok(())
+    }
+
+    /// Events dropped so far because the queue was full.
+    pub fn dropped_events(&self) -> u64 {
+        self.inner.shared.queue_full.load(Ordering::Relaxed)
+    }
+
+    /// Translates everything queued so far and exports finished spans and current metrics; waits at most
+    /// `timeout`. Open spans stay open.
+    pub fn force_flush(&self, timeout: Duration) -> bool {
+        #[cfg(feature = "otel")]
+        {
+            let guard = self.inner.worker.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(w) = guard.as_ref() else { return true };
+            let (tx, rx) = std::sync::mpsc::channel();
+            if w.control.send(crate::export::Control::Flush(tx)).is_err() {
+                return false;
+            }
+            drop(guard);
+            rx.recv_timeout(timeout).is_ok()
+        }
+        #[cfg(not(feature = "otel"))]
+        {
+            let _ = timeout;
+            true
+        }
+    }
+
+    /// Emits open spans as incomplete (unless configured not to), exports everything, and stops the worker.
+    /// Returns within `timeout` (plus the time to join a worker that finished) with what it could and could not
+    /// send. Later calls, and `record` afterwards, do nothing.
+    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        #[cfg(feature = "otel")]
+        {
+            let handle = self.inner.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let Some(w) = handle else { return ShutdownReport::default() };
+            let (tx, rx) = std::sync::mpsc::channel();
+            if w.control.send(crate::export::Control::Shutdown(timeout, tx)).is_err() {
+                return ShutdownReport::default();
+            }
+            // The worker bounds its own work by `timeout`; the margin covers the reply itself.
+            match rx.recv_timeout(timeout + Duration::from_millis(500)) {
+                Ok(report) => {
+                    let _ = w.thread.join();
+                    report
+                }
+                Err(_) => {
+                    ShutdownReport { timed_out: true, events_dropped: self.dropped_events(), ..Default::default() }
+                }
+            }
+        }
+        #[cfg(not(feature = "otel"))]
+        {
+            let _ = timeout;
+            ShutdownReport::default()
+        }
+    }
+
+    /// Drains a Bamboo event channel into the bridge until the channel closes. Spawn it on the application's
+    /// runtime: `tokio::spawn(bridge.clone().drain(rx))`.
+    pub async fn drain(self, mut rx: tokio::sync::mpsc::Receiver<MetricsEvent>) {
+        while let Some(event) = rx.recv().await {
+            self.record(event);
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        #[cfg(feature = "otel")]
+        {
+            // The last handle is gone: closing the queue makes the worker flush and stop (bounded at 5 s).
+            self.events = None;
+            if let Some(w) = self.worker.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+                drop(w.events);
+                drop(w.control);
+                let _ = w.thread.join();
+            }
+        }
+    }
+}

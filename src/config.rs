@@ -1,0 +1,384 @@
+//! Bridge configuration: the builder's settings and the `OTEL_*` / `BAMBOO_OTEL_*` environment, with errors that
+//! say what to fix. Always compiled, so a build without the `otel` feature validates configuration the same way.
+//!
+//! Variables the OTLP exporter itself reads (`OTEL_EXPORTER_OTLP_ENDPOINT`, `_HEADERS`, `_TIMEOUT`,
+//! `_COMPRESSION`, their `_TRACES_`/`_METRICS_` forms and `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`)
+//! are left to it, and only checked here so that a typo fails at build time with a clear message instead of
+//! being ignored. Header values are never echoed in errors or logs.
+
+use std::time::Duration;
+
+/// Where a signal goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExporterKind {
+    Otlp,
+    Console,
+    None,
+}
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    HttpProtobuf,
+    HttpJson,
+}
+
+/// Which traces are kept. Decisions are made per trace id, so a sampled session keeps all its rounds and tools.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampler {
+    AlwaysOn,
+    AlwaysOff,
+    /// Keep a trace when its id falls below the ratio, as the SDK's `TraceIdRatioBased` does.
+    TraceIdRatio(f64),
+}
+
+impl Sampler {
+    /// The spec's TraceIdRatioBased decision, on the low 63 bits of the trace id.
+    pub fn should_sample(&self, trace_id: crate::ids::TraceId) -> bool {
+        match *self {
+            Sampler::AlwaysOn => true,
+            Sampler::AlwaysOff => false,
+            Sampler::TraceIdRatio(r) if r >= 1.0 => true,
+            Sampler::TraceIdRatio(r) if r <= 0.0 => false,
+            Sampler::TraceIdRatio(r) => {
+                let low = u64::from_be_bytes(trace_id.0[8..16].try_into().expect("8 bytes")) >> 1;
+                low < (r * (1u64 << 63) as f64) as u64
+            }
+        }
+    }
+}
+
+/// A configuration error: which setting, the value given, and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("{name}={value}: expected {expected}")]
+    InvalidValue { name: String, value: String, expected: &'static str },
+    #[error("{name}: {reason}")]
+    Invalid { name: String, reason: String },
+    #[error("could not start the export pipeline: {0}")]
+    Pipeline(String),
+}
+
+/// Everything the bridge needs, from the builder or the environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub disabled: bool,
+    pub service_name: Option<String>,
+    pub resource: Vec<(String, String)>,
+    pub traces: ExporterKind,
+    pub metrics: ExporterKind,
+    pub traces_protocol: Protocol,
+    pub metrics_protocol: Protocol,
+    /// Explicit endpoints (the builder's); `None` leaves the exporter to read the environment.
+    pub traces_endpoint: Option<String>,
+    pub metrics_endpoint: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub sampler: Sampler,
+    pub metric_interval: Duration,
+    pub batch_size: usize,
+    pub schedule_delay: Duration,
+    /// Spans kept waiting for export while the backend is unreachable; beyond it the oldest are dropped.
+    pub max_pending_spans: usize,
+    pub export_timeout: Duration,
+    pub queue_size: usize,
+    pub translate: crate::translate::TranslateConfig,
+    /// Emit still-open spans as incomplete at shutdown.
+    pub flush_open_on_shutdown: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            disabled: false,
+            service_name: None,
+            resource: Vec::new(),
+            traces: ExporterKind::Otlp,
+            metrics: ExporterKind::Otlp,
+            traces_protocol: default_protocol(),
+            metrics_protocol: default_protocol(),
+            traces_endpoint: None,
+            metrics_endpoint: None,
+            headers: Vec::new(),
+            sampler: Sampler::AlwaysOn,
+            metric_interval: Duration::from_secs(60),
+            batch_size: 512,
+            schedule_delay: Duration::from_secs(5),
+            max_pending_spans: 2048 * 16,
+            export_timeout: Duration::from_secs(10),
+            queue_size: 8192,
+            translate: Default::default(),
+            flush_open_on_shutdown: true,
+        }
+    }
+}
+
+/// gRPC when it is compiled in (the OTLP default), else HTTP/protobuf.
+fn default_protocol() -> Protocol {
+    if cfg!(feature = "grpc") || !cfg!(feature = "http") {
+        Protocol::Grpc
+    } else {
+        Protocol::HttpProtobuf
+    }
+}
+
+/// Reads one variable; empty counts as unset, as the OpenTelemetry spec says.
+fn var(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn invalid(name: &str, value: &str, expected: &'static str) -> BuildError {
+    BuildError::InvalidValue { name: name.to_owned(), value: value.to_owned(), expected }
+}
+
+fn parse_exporter(name: &str, value: &str) -> Result<ExporterKind, BuildError> {
+    match value.to_ascii_lowercase().as_str() {
+        "otlp" => Ok(ExporterKind::Otlp),
+        "console" => Ok(ExporterKind::Console),
+        "none" => Ok(ExporterKind::None),
+        _ => Err(invalid(name, value, "otlp, console or none")),
+    }
+}
+
+fn parse_protocol(name: &str, value: &str) -> Result<Protocol, BuildError> {
+    let p = match value {
+        "grpc" => Protocol::Grpc,
+        "http/protobuf" => Protocol::HttpProtobuf,
+        "http/json" => Protocol::HttpJson,
+        _ => return Err(invalid(name, value, "grpc, http/protobuf or http/json")),
+    };
+    let compiled = match p {
+        Protocol::Grpc => cfg!(feature = "grpc"),
+        Protocol::HttpProtobuf | Protocol::HttpJson => cfg!(feature = "http"),
+    };
+    if !compiled && cfg!(feature = "otel") {
+        return Err(BuildError::Invalid {
+            name: name.to_owned(),
+            reason: format!("{value} is not compiled in: enable the bamboo-otel Cargo feature for it"),
+        });
+    }
+    Ok(p)
+}
+
+fn parse_millis(name: &str, value: &str) -> Result<Duration, BuildError> {
+    value.parse::<u64>().map(Duration::from_millis).map_err(|_| invalid(name, value, "a whole number of milliseconds"))
+}
+
+fn parse_count(name: &str, value: &str) -> Result<usize, BuildError> {
+    match value.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(invalid(name, value, "a positive whole number")),
+    }
+}
+
+/// `key=value,key=value` (values URL-decoded by the exporter; here only the shape is checked).
+fn parse_pairs(name: &str, value: &str, secret: bool) -> Result<Vec<(String, String)>, BuildError> {
+    let mut pairs = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => pairs.push((k.trim().to_owned(), v.trim().to_owned())),
+            _ => {
+                let shown = if secret { "(value hidden)".to_owned() } else { value.to_owned() };
+                return Err(BuildError::InvalidValue {
+                    name: name.into(),
+                    value: shown,
+                    expected: "key=value pairs separated by commas",
+                });
+            }
+        }
+    }
+    Ok(pairs)
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Settings, BuildError> {
+        Self::from_lookup(&|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `env` (a lookup function, so tests need not touch the process environment).
+    pub fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, BuildError> {
+        let mut s = Settings::default();
+        if let Some(v) = var(env, "OTEL_SDK_DISABLED") {
+            s.disabled = match v.to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(invalid("OTEL_SDK_DISABLED", &v, "true or false")),
+            };
+        }
+        s.service_name = var(env, "OTEL_SERVICE_NAME");
+        if let Some(v) = var(env, "OTEL_RESOURCE_ATTRIBUTES") {
+            s.resource = parse_pairs("OTEL_RESOURCE_ATTRIBUTES", &v, false)?;
+        }
+        if let Some(v) = var(env, "OTEL_TRACES_EXPORTER") {
+            s.traces = parse_exporter("OTEL_TRACES_EXPORTER", &v)?;
+        }
+        if let Some(v) = var(env, "OTEL_METRICS_EXPORTER") {
+            s.metrics = parse_exporter("OTEL_METRICS_EXPORTER", &v)?;
+        }
+        if let Some(v) = var(env, "OTEL_EXPORTER_OTLP_PROTOCOL") {
+            let p = parse_protocol("OTEL_EXPORTER_OTLP_PROTOCOL", &v)?;
+            (s.traces_protocol, s.metrics_protocol) = (p, p);
+        }
+        if let Some(v) = var(env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") {
+            s.traces_protocol = parse_protocol("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", &v)?;
+        }
+        if let Some(v) = var(env, "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") {
+            s.metrics_protocol = parse_protocol("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", &v)?;
+        }
+        for signal in ["", "TRACES_", "METRICS_"] {
+            let name = format!("OTEL_EXPORTER_OTLP_{signal}HEADERS");
+            if let Some(v) = var(env, &name) {
+                parse_pairs(&name, &v, true)?;
+            }
+            let name = format!("OTEL_EXPORTER_OTLP_{signal}COMPRESSION");
+            if let Some(v) = var(env, &name) {
+                if !matches!(v.as_str(), "gzip" | "none") {
+                    return Err(invalid(&name, &v, "gzip or none"));
+                }
+            }
+            let name = format!("OTEL_EXPORTER_OTLP_{signal}TIMEOUT");
+            if let Some(v) = var(env, &name) {
+                let t = parse_millis(&name, &v)?;
+                if signal.is_empty() {
+                    s.export_timeout = t;
+                }
+            }
+            let name = format!("OTEL_EXPORTER_OTLP_{signal}ENDPOINT");
+            if let Some(v) = var(env, &name) {
+                if !(v.starts_with("http://") || v.starts_with("https://")) {
+                    return Err(invalid(&name, &v, "an http:// or https:// URL"));
+                }
+            }
+        }
+        if let Some(v) = var(env, "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE") {
+            if !matches!(v.to_ascii_lowercase().as_str(), "cumulative" | "delta" | "lowmemory") {
+                return Err(invalid(
+                    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+                    &v,
+                    "cumulative, delta or lowmemory",
+                ));
+            }
+        }
+        if let Some(v) = var(env, "OTEL_METRIC_EXPORT_INTERVAL") {
+            s.metric_interval = parse_millis("OTEL_METRIC_EXPORT_INTERVAL", &v)?;
+        }
+        s.sampler = sampler_from_env(env)?;
+        if let Some(v) = var(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
+            s.batch_size = parse_count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &v)?;
+        }
+        if let Some(v) = var(env, "OTEL_BSP_SCHEDULE_DELAY") {
+            s.schedule_delay = parse_millis("OTEL_BSP_SCHEDULE_DELAY", &v)?;
+        }
+        if let Some(v) = var(env, "OTEL_BSP_MAX_QUEUE_SIZE") {
+            s.max_pending_spans = parse_count("OTEL_BSP_MAX_QUEUE_SIZE", &v)?;
+        }
+        if let Some(v) = var(env, "OTEL_BSP_EXPORT_TIMEOUT") {
+            s.export_timeout = parse_millis("OTEL_BSP_EXPORT_TIMEOUT", &v)?;
+        }
+        if let Some(v) = var(env, "BAMBOO_OTEL_QUEUE_SIZE") {
+            s.queue_size = parse_count("BAMBOO_OTEL_QUEUE_SIZE", &v)?;
+        }
+        if let Some(v) = var(env, "BAMBOO_OTEL_SPAN_TTL") {
+            s.translate.idle_ttl = Duration::from_secs(
+                v.parse().map_err(|_| invalid("BAMBOO_OTEL_SPAN_TTL", &v, "a whole number of seconds"))?,
+            );
+        }
+        if let Some(v) = var(env, "BAMBOO_OTEL_MAX_OPEN_SPANS") {
+            s.translate.max_open = parse_count("BAMBOO_OTEL_MAX_OPEN_SPANS", &v)?;
+        }
+        if let Some(v) = var(env, "BAMBOO_OTEL_MAX_ERROR_LEN") {
+            s.translate.max_error_len = parse_count("BAMBOO_OTEL_MAX_ERROR_LEN", &v)?;
+        }
+        Ok(s)
+    }
+}
+
+fn sampler_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Sampler, BuildError> {
+    let ratio = || -> Result<f64, BuildError> {
+        match var(env, "OTEL_TRACES_SAMPLER_ARG") {
+            None => Ok(1.0),
+            Some(v) => match v.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                _ => Err(invalid("OTEL_TRACES_SAMPLER_ARG", &v, "a ratio from 0 to 1")),
+            },
+        }
+    };
+    // Every span of a trace shares its trace id, so parent-based and plain samplers decide alike here.
+    match var(env, "OTEL_TRACES_SAMPLER").as_deref() {
+        None | Some("always_on") | Some("parentbased_always_on") => Ok(Sampler::AlwaysOn),
+        Some("always_off") | Some("parentbased_always_off") => Ok(Sampler::AlwaysOff),
+        Some("traceidratio") | Some("parentbased_traceidratio") => Ok(Sampler::TraceIdRatio(ratio()?)),
+        Some(other) => Err(invalid(
+            "OTEL_TRACES_SAMPLER",
+            other,
+            "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Settings, BuildError> {
+        let map: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_the_value() {
+        let e = with(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grcp")]).unwrap_err();
+        assert_eq!(e.to_string(), "OTEL_EXPORTER_OTLP_PROTOCOL=grcp: expected grpc, http/protobuf or http/json");
+        let e = with(&[("OTEL_TRACES_EXPORTER", "jaeger")]).unwrap_err();
+        assert_eq!(e.to_string(), "OTEL_TRACES_EXPORTER=jaeger: expected otlp, console or none");
+        let e = with(&[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "2")]).unwrap_err();
+        assert!(e.to_string().starts_with("OTEL_TRACES_SAMPLER_ARG=2"));
+        assert!(with(&[("OTEL_METRIC_EXPORT_INTERVAL", "5s")]).is_err());
+        assert!(with(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317")]).is_err());
+    }
+
+    #[test]
+    fn header_values_never_appear_in_errors() {
+        let e = with(&[("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=sk-secret-123,broken")]).unwrap_err();
+        assert!(!e.to_string().contains("sk-secret-123"), "{e}");
+        assert!(e.to_string().contains("OTEL_EXPORTER_OTLP_HEADERS"));
+    }
+
+    #[test]
+    fn variables_are_read() {
+        let s = with(&[
+            ("OTEL_SDK_DISABLED", "true"),
+            ("OTEL_SERVICE_NAME", "agent"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,team=ml"),
+            ("OTEL_TRACES_EXPORTER", "console"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1500"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "64"),
+            ("BAMBOO_OTEL_QUEUE_SIZE", "100"),
+            ("BAMBOO_OTEL_SPAN_TTL", "60"),
+        ])
+        .unwrap();
+        assert!(s.disabled);
+        assert_eq!(s.service_name.as_deref(), Some("agent"));
+        assert_eq!(s.resource, vec![("deployment.environment".into(), "prod".into()), ("team".into(), "ml".into())]);
+        assert_eq!((s.traces, s.metrics), (ExporterKind::Console, ExporterKind::None));
+        assert_eq!(s.sampler, Sampler::TraceIdRatio(0.25));
+        assert_eq!(s.metric_interval, Duration::from_millis(1500));
+        assert_eq!((s.batch_size, s.queue_size), (64, 100));
+        assert_eq!(s.translate.idle_ttl, Duration::from_secs(60));
+        // Empty values count as unset.
+        assert_eq!(with(&[("OTEL_TRACES_EXPORTER", "")]).unwrap().traces, ExporterKind::Otlp);
+    }
+
+    #[test]
+    fn ratio_sampling_keeps_about_the_ratio_of_traces() {
+        let s = Sampler::TraceIdRatio(0.5);
+        let kept = (0..10_000).filter(|i| s.should_sample(crate::ids::TraceId::derive("t", &i.to_string()))).count();
+        assert!((4_500..5_500).contains(&kept), "{kept}");
+        assert!(!Sampler::TraceIdRatio(0.0).should_sample(crate::ids::TraceId::derive("t", "x")));
+    }
+}

@@ -1,0 +1,372 @@
+//! The OpenTelemetry side: mapping translator output onto the SDK's data types and shipping it over OTLP (or to the
+//! console). The only module that knows the SDK.
+//!
+//! Spans: the translator already produces finished spans with deterministic ids, so they are handed to the OTLP
+//! `SpanExporter` as `SpanData` directly (no `Tracer`, which would mint its own ids), batched by the worker per
+//! `OTEL_BSP_*`. Metrics: recorded on SDK instruments (explicit semconv buckets) and collected through a
+//! `ManualReader` every `OTEL_METRIC_EXPORT_INTERVAL`, exported by the OTLP `MetricExporter`. Both exporters retry
+//! with backoff per the OTLP spec (retryable codes, `Retry-After`) before reporting a failure.
+
+mod worker;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _, UpDownCounter};
+use opentelemetry::trace::{SpanContext, Status, TraceFlags, TraceState};
+use opentelemetry::{InstrumentationScope, KeyValue as OtelKv, Value};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::reader::MetricReader;
+use opentelemetry_sdk::metrics::{
+    InstrumentKind as SdkInstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality,
+};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use opentelemetry_sdk::Resource;
+
+use crate::config::{BuildError, ExporterKind, Protocol, Settings};
+use crate::semconv::{Instrument, InstrumentKind};
+use crate::translate::{AttrValue, KeyValue, MetricUpdate, MetricValue, SpanKind, SpanRecord, SpanStatus};
+
+pub(crate) use worker::{spawn, Control, WorkerHandle};
+
+/// Where spans go.
+// One per bridge, never moved in a hot path: the size difference is irrelevant.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum SpanSink {
+    Otlp(opentelemetry_otlp::SpanExporter),
+    Console,
+    None,
+}
+
+/// Where metrics go.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum MetricSink {
+    Otlp(opentelemetry_otlp::MetricExporter),
+    Console,
+    None,
+}
+
+fn pipeline_error(what: &str, e: impl std::fmt::Display) -> BuildError {
+    BuildError::Pipeline(format!("{what}: {e}"))
+}
+
+/// Builds the span sink. Must run inside a tokio runtime (tonic connects lazily on it).
+pub(crate) fn span_sink(s: &Settings) -> Result<SpanSink, BuildError> {
+    use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+    Ok(match s.traces {
+        ExporterKind::None => SpanSink::None,
+        ExporterKind::Console => SpanSink::Console,
+        ExporterKind::Otlp => SpanSink::Otlp(match s.traces_protocol {
+            #[cfg(feature = "grpc")]
+            Protocol::Grpc => {
+                let mut b = SpanExporter::builder().with_tonic();
+                if let Some(e) = &s.traces_endpoint {
+                    b = b.with_endpoint(e.clone());
+                }
+                b = with_grpc_headers(b, &s.headers)?;
+                b.build().map_err(|e| pipeline_error("OTLP/gRPC span exporter", e))?
+            }
+            #[cfg(feature = "http")]
+            p @ (Protocol::HttpProtobuf | Protocol::HttpJson) => {
+                use opentelemetry_otlp::WithHttpConfig;
+                let mut b = SpanExporter::builder().with_http().with_protocol(otlp_protocol(p));
+                if let Some(e) = &s.traces_endpoint {
+                    b = b.with_endpoint(e.clone());
+                }
+                if !s.headers.is_empty() {
+                    b = b.with_headers(s.headers.iter().cloned().collect());
+                }
+                b.build().map_err(|e| pipeline_error("OTLP/HTTP span exporter", e))?
+            }
+            #[allow(unreachable_patterns)]
+            other => return Err(not_compiled(other)),
+        }),
+    })
+}
+
+/// Builds the metric sink. Must run inside a tokio runtime.
+pub(crate) fn metric_sink(s: &Settings) -> Result<MetricSink, BuildError> {
+    use opentelemetry_otlp::{MetricExporter, WithExportConfig};
+    Ok(match s.metrics {
+        ExporterKind::None => MetricSink::None,
+        ExporterKind::Console => MetricSink::Console,
+        ExporterKind::Otlp => MetricSink::Otlp(match s.metrics_protocol {
+            #[cfg(feature = "grpc")]
+            Protocol::Grpc => {
+                let mut b = MetricExporter::builder().with_tonic();
+                if let Some(e) = &s.metrics_endpoint {
+                    b = b.with_endpoint(e.clone());
+                }
+                b = with_grpc_headers(b, &s.headers)?;
+                b.build().map_err(|e| pipeline_error("OTLP/gRPC metric exporter", e))?
+            }
+            #[cfg(feature = "http")]
+            p @ (Protocol::HttpProtobuf | Protocol::HttpJson) => {
+                use opentelemetry_otlp::WithHttpConfig;
+                let mut b = MetricExporter::builder().with_http().with_protocol(otlp_protocol(p));
+                if let Some(e) = &s.metrics_endpoint {
+                    b = b.with_endpoint(e.clone());
+                }
+                if !s.headers.is_empty() {
+                    b = b.with_headers(s.headers.iter().cloned().collect());
+                }
+                b.build().map_err(|e| pipeline_error("OTLP/HTTP metric exporter", e))?
+            }
+            #[allow(unreachable_patterns)]
+            other => return Err(not_compiled(other)),
+        }),
+    })
+}
+
+#[allow(dead_code)]
+fn not_compiled(p: Protocol) -> BuildError {
+    BuildError::Invalid {
+        name: "protocol".into(),
+        reason: format!("{p:?} is not compiled in: enable its Cargo feature"),
+    }
+}
+
+#[cfg(feature = "http")]
+fn otlp_protocol(p: Protocol) -> opentelemetry_otlp::Protocol {
+    match p {
+        Protocol::HttpJson => opentelemetry_otlp::Protocol::HttpJson,
+        _ => opentelemetry_otlp::Protocol::HttpBinary,
+    }
+}
+
+#[cfg(feature = "grpc")]
+fn with_grpc_headers<B: opentelemetry_otlp::WithTonicConfig>(
+    b: B,
+    headers: &[(String, String)],
+) -> Result<B, BuildError> {
+    if headers.is_empty() {
+        return Ok(b);
+    }
+    let mut map = opentelemetry_otlp::tonic_types::metadata::MetadataMap::new();
+    for (k, v) in headers {
+        let key = tonic::metadata::MetadataKey::from_bytes(k.as_bytes()).map_err(|_| BuildError::Invalid {
+            name: "header".into(),
+            reason: format!("{k:?} is not a valid gRPC metadata key"),
+        })?;
+        let value = v.parse().map_err(|_| BuildError::Invalid {
+            name: "header".into(),
+            reason: format!("the value of {k:?} is not valid (value hidden)"),
+        })?;
+        map.insert(key, value);
+    }
+    Ok(b.with_metadata(map))
+}
+
+/// The resource every span and metric carries: `service.name` (the builder's, else `OTEL_SERVICE_NAME`, else
+/// `bamboo-agent`) and the configured attributes (`OTEL_RESOURCE_ATTRIBUTES` and the builder's).
+pub(crate) fn resource(s: &Settings) -> Resource {
+    let service = s
+        .service_name
+        .clone()
+        .or_else(|| s.resource.iter().find(|(k, _)| k == "service.name").map(|(_, v)| v.clone()))
+        .unwrap_or_else(|| "bamboo-agent".to_owned());
+    Resource::builder_empty()
+        .with_attributes(
+            s.resource.iter().filter(|(k, _)| k != "service.name").map(|(k, v)| OtelKv::new(k.clone(), v.clone())),
+        )
+        .with_service_name(service)
+        .with_attribute(OtelKv::new("telemetry.sdk.language", "rust"))
+        .with_attribute(OtelKv::new("telemetry.sdk.name", "opentelemetry"))
+        .build()
+}
+
+pub(crate) fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("bamboo-otel").with_version(env!("CARGO_PKG_VERSION")).build()
+}
+
+fn otel_value(v: &AttrValue) -> Value {
+    match v {
+        AttrValue::Str(s) => Value::from(s.clone()),
+        AttrValue::I64(i) => Value::I64(*i),
+        AttrValue::Bool(b) => Value::Bool(*b),
+    }
+}
+
+fn otel_attrs(attrs: &[KeyValue]) -> Vec<OtelKv> {
+    attrs.iter().map(|kv| OtelKv::new(kv.key, otel_value(&kv.value))).collect()
+}
+
+/// A translator span as the SDK's exportable `SpanData`, with our ids kept.
+pub(crate) fn span_data(s: &SpanRecord, scope: &InstrumentationScope) -> SpanData {
+    let trace_id = opentelemetry::trace::TraceId::from_bytes(s.trace_id.0);
+    let span_id = opentelemetry::trace::SpanId::from_bytes(s.span_id.0);
+    let mut events = SpanEvents::default();
+    for e in &s.events {
+        events.events.push(opentelemetry::trace::Event::new(
+            e.name,
+            SystemTime::from(e.time),
+            otel_attrs(&e.attributes),
+            0,
+        ));
+    }
+    SpanData {
+        span_context: SpanContext::new(trace_id, span_id, TraceFlags::SAMPLED, false, TraceState::default()),
+        parent_span_id: s
+            .parent_span_id
+            .map_or(opentelemetry::trace::SpanId::INVALID, |p| opentelemetry::trace::SpanId::from_bytes(p.0)),
+        parent_span_is_remote: false,
+        span_kind: match s.kind {
+            SpanKind::Internal => opentelemetry::trace::SpanKind::Internal,
+            SpanKind::Client => opentelemetry::trace::SpanKind::Client,
+        },
+        name: Cow::Owned(s.name.clone()),
+        start_time: SystemTime::from(s.start),
+        end_time: SystemTime::from(s.end),
+        attributes: otel_attrs(&s.attributes),
+        dropped_attributes_count: 0,
+        events,
+        links: SpanLinks::default(),
+        status: match &s.status {
+            SpanStatus::Unset => Status::Unset,
+            SpanStatus::Error(msg) => Status::error(msg.clone()),
+        },
+        instrumentation_scope: scope.clone(),
+    }
+}
+
+enum Inst {
+    Counter(Counter<u64>),
+    UpDown(UpDownCounter<i64>),
+    Histogram(Histogram<f64>),
+}
+
+/// SDK instruments for every `semconv` metric, plus the reader that collects them on demand.
+pub(crate) struct Metrics {
+    provider: SdkMeterProvider,
+    reader: Arc<ManualReader>,
+    instruments: HashMap<Instrument, Inst>,
+    resource: Resource,
+}
+
+/// Lets the worker keep a handle on the `ManualReader` the provider owns.
+#[derive(Debug)]
+struct SharedReader(Arc<ManualReader>);
+
+impl MetricReader for SharedReader {
+    fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
+        self.0.register_pipeline(pipeline)
+    }
+    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+        self.0.collect(rm)
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+    fn temporality(&self, kind: SdkInstrumentKind) -> Temporality {
+        self.0.temporality(kind)
+    }
+}
+
+impl Metrics {
+    pub(crate) fn new(resource: Resource, temporality: Temporality) -> Metrics {
+        let reader = Arc::new(ManualReader::builder().with_temporality(temporality).build());
+        let provider = SdkMeterProvider::builder()
+            .with_resource(resource.clone())
+            .with_reader(SharedReader(reader.clone()))
+            .build();
+        let meter: Meter = provider.meter_with_scope(scope());
+        let instruments = Instrument::ALL
+            .iter()
+            .map(|&i| {
+                let d = i.def();
+                let inst = match d.kind {
+                    InstrumentKind::Counter => Inst::Counter(
+                        meter.u64_counter(d.name).with_unit(d.unit).with_description(d.description).build(),
+                    ),
+                    InstrumentKind::UpDownCounter => Inst::UpDown(
+                        meter.i64_up_down_counter(d.name).with_unit(d.unit).with_description(d.description).build(),
+                    ),
+                    InstrumentKind::Histogram => Inst::Histogram(
+                        meter
+                            .f64_histogram(d.name)
+                            .with_unit(d.unit)
+                            .with_description(d.description)
+                            .with_boundaries(d.buckets.to_vec())
+                            .build(),
+                    ),
+                };
+                (i, inst)
+            })
+            .collect();
+        Metrics { provider, reader, instruments, resource }
+    }
+
+    pub(crate) fn record(&self, u: &MetricUpdate) {
+        let attrs = otel_attrs(&u.attributes);
+        match (&self.instruments[&u.instrument], u.value) {
+            (Inst::Counter(c), v) => c.add(v.as_f64() as u64, &attrs),
+            (Inst::UpDown(c), MetricValue::I64(v)) => c.add(v, &attrs),
+            (Inst::UpDown(c), v) => c.add(v.as_f64() as i64, &attrs),
+            (Inst::Histogram(h), v) => h.record(v.as_f64(), &attrs),
+        }
+    }
+
+    pub(crate) fn count(&self, instrument: Instrument, n: u64, attrs: &[(&'static str, &str)]) {
+        if let Inst::Counter(c) = &self.instruments[&instrument] {
+            let attrs: Vec<OtelKv> = attrs.iter().map(|(k, v)| OtelKv::new(*k, v.to_string())).collect();
+            c.add(n, &attrs);
+        }
+    }
+
+    pub(crate) fn collect(&self) -> Result<ResourceMetrics, String> {
+        let mut rm = ResourceMetrics::default();
+        self.reader.collect(&mut rm).map_err(|e| e.to_string())?;
+        Ok(rm)
+    }
+
+    pub(crate) fn resource(&self) -> &Resource {
+        &self.resource
+    }
+
+    pub(crate) fn shutdown(&self) {
+        let _ = self.provider.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{SpanId as Sid, TraceId as Tid};
+    use crate::translate::{KeyValue, SpanRecord};
+
+    #[test]
+    fn span_data_keeps_ids_kind_times_status_and_attributes() {
+        let t = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(1_700_000_000_123).unwrap();
+        let rec = SpanRecord {
+            trace_id: Tid::derive("t", "x"),
+            span_id: Sid::derive("s", "x"),
+            parent_span_id: Some(Sid::derive("p", "x")),
+            name: "chat gpt-5".into(),
+            kind: SpanKind::Client,
+            start: t,
+            end: t + chrono::Duration::milliseconds(1500),
+            attributes: vec![KeyValue::new("a", 1i64), KeyValue::new("b", "x"), KeyValue::new("c", true)],
+            events: vec![],
+            status: SpanStatus::Error("boom".into()),
+        };
+        let d = span_data(&rec, &scope());
+        assert_eq!(d.span_context.trace_id().to_bytes(), rec.trace_id.0);
+        assert_eq!(d.span_context.span_id().to_bytes(), rec.span_id.0);
+        assert_eq!(d.parent_span_id.to_bytes(), rec.parent_span_id.unwrap().0);
+        assert_eq!(d.span_kind, opentelemetry::trace::SpanKind::Client);
+        assert!(d.span_context.is_sampled());
+        assert_eq!(d.end_time.duration_since(d.start_time).unwrap(), Duration::from_millis(1500));
+        assert_eq!(d.status, Status::error("boom"));
+        assert_eq!(d.attributes[0], OtelKv::new("a", 1i64));
+        assert_eq!(d.attributes[2], OtelKv::new("c", true));
+        let root = span_data(&SpanRecord { parent_span_id: None, kind: SpanKind::Internal, ..rec }, &scope());
+        assert_eq!(root.parent_span_id, opentelemetry::trace::SpanId::INVALID);
+        assert_eq!(root.span_kind, opentelemetry::trace::SpanKind::Internal);
+    }
+}
