@@ -122,6 +122,11 @@ impl BridgeBuilder {
         self.map(|s| s.headers.push((k, v)))
     }
 
+    /// gzip-compress every export.
+    pub fn gzip(self, yes: bool) -> Self {
+        self.map(|s| s.gzip = yes)
+    }
+
     /// Events waiting for the worker; beyond it `record` drops and counts. Default 8192.
     pub fn queue_size(self, n: usize) -> Self {
         self.map(|s| s.queue_size = n.max(1))

@@ -74,6 +74,8 @@ pub struct Settings {
     pub traces_endpoint: Option<String>,
     pub metrics_endpoint: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// gzip-compress exports (also set by `OTEL_EXPORTER_OTLP_COMPRESSION=gzip`).
+    pub gzip: bool,
     pub sampler: Sampler,
     pub metric_interval: Duration,
     pub batch_size: usize,
@@ -100,6 +102,7 @@ impl Default for Settings {
             traces_endpoint: None,
             metrics_endpoint: None,
             headers: Vec::new(),
+            gzip: false,
             sampler: Sampler::AlwaysOn,
             metric_interval: Duration::from_secs(60),
             batch_size: 512,
@@ -235,6 +238,9 @@ impl Settings {
             if let Some(v) = var(env, &name) {
                 if !matches!(v.as_str(), "gzip" | "none") {
                     return Err(invalid(&name, &v, "gzip or none"));
+                }
+                if signal.is_empty() {
+                    s.gzip = v == "gzip";
                 }
             }
             let name = format!("OTEL_EXPORTER_OTLP_{signal}TIMEOUT");

@@ -359,18 +359,19 @@ fn ratio_sampling_keeps_or_drops_whole_sessions() {
 
 #[test]
 fn gzip_and_headers_are_accepted_by_a_real_collector() {
-    // rotel accepts gzip-compressed OTLP; headers ride along (rotel ignores them, the export must still succeed).
+    // gzip-compressed OTLP/HTTP through rotel into Phoenix; a header rides along (rotel ignores it, the export must
+    // still succeed). That the header reaches the wire is not checked here.
     let salt = salt();
     let project = format!("e2e-gzip-{salt}");
     let events = fresh(&bamboo_otel::demo::agent_session(chrono::Utc::now()), &salt);
     let b = Bridge::builder()
         .resource_attribute("openinference.project.name", &project)
         .header("x-api-key", "sk-test-not-a-secret")
+        .gzip(true)
         .traces_endpoint("http://127.0.0.1:14318/v1/traces", Protocol::HttpProtobuf)
         .metrics_exporter(ExporterKind::None)
         .build()
         .unwrap();
-    // Compression comes from the standard variable, read by the exporter: checked to be accepted at build.
     let report = send(&b, &events);
     assert_eq!((report.spans_exported, report.span_export_failures), (14, 0), "{report:?}");
     wait_for_spans(&project, 14);

@@ -53,71 +53,76 @@ fn pipeline_error(what: &str, e: impl std::fmt::Display) -> BuildError {
     BuildError::Pipeline(format!("{what}: {e}"))
 }
 
-/// Builds the span sink. Must run inside a tokio runtime (tonic connects lazily on it).
-pub(crate) fn span_sink(s: &Settings) -> Result<SpanSink, BuildError> {
-    use opentelemetry_otlp::{SpanExporter, WithExportConfig};
-    Ok(match s.traces {
-        ExporterKind::None => SpanSink::None,
-        ExporterKind::Console => SpanSink::Console,
-        ExporterKind::Otlp => SpanSink::Otlp(match s.traces_protocol {
+/// Builds an OTLP exporter of type `$exporter` for `$protocol`, with an explicit endpoint and headers when the
+/// builder gave them (otherwise the exporter reads `OTEL_EXPORTER_OTLP_*` itself). The span and metric builders
+/// share no trait for choosing a transport, hence a macro.
+macro_rules! otlp_exporter {
+    ($exporter:ty, $what:literal, $protocol:expr, $endpoint:expr, $headers:expr, $gzip:expr) => {{
+        #[allow(unused_imports)]
+        use opentelemetry_otlp::WithExportConfig;
+        match $protocol {
             #[cfg(feature = "grpc")]
             Protocol::Grpc => {
-                let mut b = SpanExporter::builder().with_tonic();
-                if let Some(e) = &s.traces_endpoint {
+                let mut b = <$exporter>::builder().with_tonic();
+                if $gzip {
+                    use opentelemetry_otlp::WithTonicConfig;
+                    b = b.with_compression(opentelemetry_otlp::Compression::Gzip);
+                }
+                if let Some(e) = $endpoint {
                     b = b.with_endpoint(e.clone());
                 }
-                b = with_grpc_headers(b, &s.headers)?;
-                b.build().map_err(|e| pipeline_error("OTLP/gRPC span exporter", e))?
+                with_grpc_headers(b, $headers)?.build().map_err(|e| pipeline_error(concat!("OTLP/gRPC ", $what), e))?
             }
             #[cfg(feature = "http")]
             p @ (Protocol::HttpProtobuf | Protocol::HttpJson) => {
                 use opentelemetry_otlp::WithHttpConfig;
-                let mut b = SpanExporter::builder().with_http().with_protocol(otlp_protocol(p));
-                if let Some(e) = &s.traces_endpoint {
+                let mut b = <$exporter>::builder().with_http().with_protocol(otlp_protocol(p));
+                if $gzip {
+                    b = b.with_compression(opentelemetry_otlp::Compression::Gzip);
+                }
+                if let Some(e) = $endpoint {
                     b = b.with_endpoint(e.clone());
                 }
-                if !s.headers.is_empty() {
-                    b = b.with_headers(s.headers.iter().cloned().collect());
+                if !$headers.is_empty() {
+                    b = b.with_headers($headers.iter().cloned().collect());
                 }
-                b.build().map_err(|e| pipeline_error("OTLP/HTTP span exporter", e))?
+                b.build().map_err(|e| pipeline_error(concat!("OTLP/HTTP ", $what), e))?
             }
             #[allow(unreachable_patterns)]
             other => return Err(not_compiled(other)),
-        }),
+        }
+    }};
+}
+
+/// Builds the span sink. Must run inside a tokio runtime (tonic connects lazily on it).
+pub(crate) fn span_sink(s: &Settings) -> Result<SpanSink, BuildError> {
+    Ok(match s.traces {
+        ExporterKind::None => SpanSink::None,
+        ExporterKind::Console => SpanSink::Console,
+        ExporterKind::Otlp => SpanSink::Otlp(otlp_exporter!(
+            opentelemetry_otlp::SpanExporter,
+            "span exporter",
+            s.traces_protocol,
+            &s.traces_endpoint,
+            &s.headers,
+            s.gzip
+        )),
     })
 }
 
 /// Builds the metric sink. Must run inside a tokio runtime.
 pub(crate) fn metric_sink(s: &Settings) -> Result<MetricSink, BuildError> {
-    use opentelemetry_otlp::{MetricExporter, WithExportConfig};
     Ok(match s.metrics {
         ExporterKind::None => MetricSink::None,
         ExporterKind::Console => MetricSink::Console,
-        ExporterKind::Otlp => MetricSink::Otlp(match s.metrics_protocol {
-            #[cfg(feature = "grpc")]
-            Protocol::Grpc => {
-                let mut b = MetricExporter::builder().with_tonic();
-                if let Some(e) = &s.metrics_endpoint {
-                    b = b.with_endpoint(e.clone());
-                }
-                b = with_grpc_headers(b, &s.headers)?;
-                b.build().map_err(|e| pipeline_error("OTLP/gRPC metric exporter", e))?
-            }
-            #[cfg(feature = "http")]
-            p @ (Protocol::HttpProtobuf | Protocol::HttpJson) => {
-                use opentelemetry_otlp::WithHttpConfig;
-                let mut b = MetricExporter::builder().with_http().with_protocol(otlp_protocol(p));
-                if let Some(e) = &s.metrics_endpoint {
-                    b = b.with_endpoint(e.clone());
-                }
-                if !s.headers.is_empty() {
-                    b = b.with_headers(s.headers.iter().cloned().collect());
-                }
-                b.build().map_err(|e| pipeline_error("OTLP/HTTP metric exporter", e))?
-            }
-            #[allow(unreachable_patterns)]
-            other => return Err(not_compiled(other)),
-        }),
+        ExporterKind::Otlp => MetricSink::Otlp(otlp_exporter!(
+            opentelemetry_otlp::MetricExporter,
+            "metric exporter",
+            s.metrics_protocol,
+            &s.metrics_endpoint,
+            &s.headers,
+            s.gzip
+        )),
     })
 }
 
