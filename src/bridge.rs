@@ -19,7 +19,9 @@
 //! Without the `otel` Cargo feature, `Bridge` has the same API and does nothing, with no OpenTelemetry
 //! dependency, so applications can wire it unconditionally.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[cfg(feature = "otel")]
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,9 +56,8 @@ pub struct ShutdownReport {
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     pub queue_full: AtomicU64,
+    #[cfg(feature = "otel")]
     pub burst_logged: AtomicBool,
-    #[allow(dead_code)]
-    pub shut_down: AtomicBool,
 }
 
 /// Builds a [`Bridge`]. Starts from the environment (`OTEL_*`, `BAMBOO_OTEL_*`); what is set here wins.
@@ -256,12 +257,11 @@ impl Bridge {
     }
 
     #[cold]
-    #[allow(dead_code)]
+    #[cfg(feature = "otel")]
     fn queue_full(&self) {
         let shared = &self.inner.shared;
         shared.queue_full.fetch_add(1, Ordering::Relaxed);
         if !shared.burst_logged.swap(true, Ordering::Relaxed) {
-            #[cfg(feature = "otel")]
             tracing::warn!(target: "bamboo_otel", reason = "queue_full", "event queue full: dropping events (counted in bamboo_otel.events.rejected; logged once per burst)");
         }
     }

@@ -115,10 +115,14 @@ pub struct Series {
     pub sum: f64,
 }
 
+/// A series' attributes, sorted `(key, value)` pairs.
+pub type SeriesAttrs = Vec<(&'static str, String)>;
+
 /// Metric updates aggregated per instrument and attribute set, as a backend would store them.
 #[derive(Debug, Default, Clone)]
 pub struct MetricTotals {
-    series: BTreeMap<(&'static str, String), Series>,
+    /// Keyed by instrument name and the sorted `(key, value)` attributes.
+    series: BTreeMap<(&'static str, SeriesAttrs), Series>,
     instruments: HashMap<&'static str, Instrument>,
 }
 
@@ -130,9 +134,9 @@ impl MetricTotals {
     pub fn record(&mut self, update: &MetricUpdate) {
         let name = update.instrument.name();
         self.instruments.insert(name, update.instrument);
-        let mut attrs: Vec<String> = update.attributes.iter().map(|kv| format!("{}={}", kv.key, kv.value)).collect();
+        let mut attrs: SeriesAttrs = update.attributes.iter().map(|kv| (kv.key, kv.value.to_string())).collect();
         attrs.sort();
-        let s = self.series.entry((name, attrs.join(","))).or_default();
+        let s = self.series.entry((name, attrs)).or_default();
         s.count += 1;
         s.sum += update.value.as_f64();
     }
@@ -150,8 +154,7 @@ impl MetricTotals {
             if *name != instrument.name() {
                 continue;
             }
-            let parts: Vec<&str> = attrs.split(',').collect();
-            if filter.iter().all(|(k, v)| parts.contains(&format!("{k}={v}").as_str())) {
+            if filter.iter().all(|(k, v)| attrs.iter().any(|(ak, av)| ak == k && av == v)) {
                 total.count += s.count;
                 total.sum += s.sum;
             }
@@ -159,9 +162,9 @@ impl MetricTotals {
         total
     }
 
-    /// Every series, as `(instrument name, "k=v,…", series)`, sorted.
-    pub fn series(&self) -> impl Iterator<Item = (&'static str, &str, Series)> + '_ {
-        self.series.iter().map(|((n, a), s)| (*n, a.as_str(), *s))
+    /// Every series, as `(instrument name, [(key, value)…], series)`, sorted.
+    pub fn series(&self) -> impl Iterator<Item = (&'static str, &[(&'static str, String)], Series)> + '_ {
+        self.series.iter().map(|((n, a), s)| (*n, a.as_slice(), *s))
     }
 
     /// A table of every series: sums for counters, count/sum/mean for histograms.
@@ -175,7 +178,11 @@ impl MetricTotals {
                 let _ = writeln!(out, "{name} ({}, {})", kind_label(def.kind), def.unit);
                 last = name;
             }
-            let attrs = if attrs.is_empty() { "(no attributes)" } else { attrs.as_str() };
+            let attrs = if attrs.is_empty() {
+                "(no attributes)".to_owned()
+            } else {
+                attrs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+            };
             match self.instruments[name].def().kind {
                 InstrumentKind::Histogram => {
                     let _ = writeln!(

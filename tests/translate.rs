@@ -555,3 +555,35 @@ fn two_processes_seeing_parts_of_a_session_produce_spans_that_join() {
     let tool = all.iter().find(|sp| sp.name == "execute_tool Read").unwrap();
     assert_eq!(tool.parent_span_id, Some(SpanId::derive(domain::ROUND, "r1")));
 }
+
+#[test]
+fn every_rejection_is_in_the_stats_that_shutdown_reports_use() {
+    let mut tr = Translator::new(TranslateConfig::default());
+    let mut out = Output::new();
+    let events = [
+        request_started("a", 0, "q", "openai.responses", "m", None),
+        request_started("a", 0, "q", "openai.responses", "m", None), // same event id
+        request_started("b", 0, "q", "openai.responses", "m", None), // same request, new event id
+        request_completed("c", 10, "q", 200, ForwardStatus::Success, None, 10, None),
+        request_completed("d", 10, "q", 200, ForwardStatus::Success, None, 10, None), // after the span ended
+    ];
+    for e in &events {
+        tr.process(e, at(0), &mut out);
+    }
+    let stats = tr.stats();
+    assert_eq!((stats.duplicates, stats.already_ended), (2, 1));
+    let t = totals(&out);
+    let metric = t.total(Instrument::BridgeRejected, &[]).sum;
+    assert_eq!(metric, (stats.duplicates + stats.already_ended) as f64, "the report and the metric agree");
+}
+
+#[test]
+fn metric_totals_match_attribute_values_containing_commas() {
+    let out = run(&[
+        tool("e1", 100, "s", "r", "c1", "search,web", 10, true),
+        tool("e2", 200, "s", "r", "c2", "web", 10, true),
+    ]);
+    let t = totals(&out);
+    assert_eq!(t.total(Instrument::ToolCalls, &[("gen_ai.tool.name", "search,web")]).sum, 1.0);
+    assert_eq!(t.total(Instrument::ToolCalls, &[("gen_ai.tool.name", "web")]).sum, 1.0);
+}

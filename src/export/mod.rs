@@ -248,7 +248,6 @@ pub(crate) struct Metrics {
     provider: SdkMeterProvider,
     reader: Arc<ManualReader>,
     instruments: HashMap<Instrument, Inst>,
-    resource: Resource,
 }
 
 /// Lets the worker keep a handle on the `ManualReader` the provider owns.
@@ -276,10 +275,8 @@ impl MetricReader for SharedReader {
 impl Metrics {
     pub(crate) fn new(resource: Resource, temporality: Temporality) -> Metrics {
         let reader = Arc::new(ManualReader::builder().with_temporality(temporality).build());
-        let provider = SdkMeterProvider::builder()
-            .with_resource(resource.clone())
-            .with_reader(SharedReader(reader.clone()))
-            .build();
+        let provider =
+            SdkMeterProvider::builder().with_resource(resource).with_reader(SharedReader(reader.clone())).build();
         let meter: Meter = provider.meter_with_scope(scope());
         let instruments = Instrument::ALL
             .iter()
@@ -304,7 +301,7 @@ impl Metrics {
                 (i, inst)
             })
             .collect();
-        Metrics { provider, reader, instruments, resource }
+        Metrics { provider, reader, instruments }
     }
 
     pub(crate) fn record(&self, u: &MetricUpdate) {
@@ -328,10 +325,6 @@ impl Metrics {
         let mut rm = ResourceMetrics::default();
         self.reader.collect(&mut rm).map_err(|e| e.to_string())?;
         Ok(rm)
-    }
-
-    pub(crate) fn resource(&self) -> &Resource {
-        &self.resource
     }
 
     pub(crate) fn shutdown(&self) {

@@ -315,7 +315,7 @@ impl Worker {
                 self.report.metric_export_failures += 1;
                 self.metrics.count(Instrument::BridgeExportFailures, 1, &[("signal", "metrics"), (sc::REASON, reason)]);
                 if !self.metric_outage {
-                    tracing::warn!(target: "bamboo_otel", reason, %message, resource = ?self.metrics.resource().len(), "metric export failed; cumulative totals are sent again next time (logged once per outage)");
+                    tracing::warn!(target: "bamboo_otel", reason, %message, "metric export failed; cumulative totals are sent again next time (logged once per outage)");
                     self.metric_outage = true;
                 }
             }

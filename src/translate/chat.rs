@@ -326,11 +326,8 @@ impl Translator {
             }
             None => {
                 self.make_room(clock, out);
-                let parent = self
-                    .sessions
-                    .get(&skey)
-                    .map_or_else(|| SpanId::derive(domain::SESSION, self.session_id_of(skey)), Session::current_parent);
-                let session_id = self.session_id_of(skey).to_owned();
+                let s = self.sessions.get(&skey).expect("touched");
+                let (parent, session_id) = (s.current_parent(), s.session_id.clone());
                 self.rounds.insert(
                     rkey,
                     Round {
@@ -390,10 +387,6 @@ impl Translator {
             r.seq = seq;
             r.last_seen = clock;
         }
-    }
-
-    fn session_id_of(&self, skey: u64) -> &str {
-        self.sessions.get(&skey).map_or("", |s| s.session_id.as_str())
     }
 
     /// Removes a round and emits its span. `end` is used when the round never completed.

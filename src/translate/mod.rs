@@ -165,7 +165,6 @@ impl Translator {
         if let Some(meta) = event.meta() {
             let key = SpanId::derive("event", &meta.event_id).to_u64();
             if !self.seen_events.insert(key) {
-                self.stats.duplicates += 1;
                 self.reject(sc::REJECT_DUPLICATE, out);
                 return;
             }
@@ -222,9 +221,12 @@ impl Translator {
         chrono::Duration::from_std(self.cfg.idle_ttl).unwrap_or(chrono::Duration::MAX)
     }
 
+    /// Counts a rejected event, in the stats (for shutdown reports) and as a metric, under one reason.
     fn reject(&mut self, reason: &'static str, out: &mut Output) {
-        if reason == sc::REJECT_ALREADY_ENDED {
-            self.stats.already_ended += 1;
+        match reason {
+            sc::REJECT_DUPLICATE => self.stats.duplicates += 1,
+            sc::REJECT_ALREADY_ENDED => self.stats.already_ended += 1,
+            _ => {}
         }
         out.count(Instrument::BridgeRejected, 1, vec![KeyValue::new(sc::REASON, reason)]);
     }
