@@ -58,6 +58,9 @@ pub(crate) struct Shared {
     pub queue_full: AtomicU64,
     #[cfg(feature = "otel")]
     pub burst_logged: AtomicBool,
+    /// Application spans (from [`Bridge::tracer_provider`]) lost to a full queue or a shut-down bridge.
+    #[cfg(feature = "otel")]
+    pub app_spans_dropped: AtomicU64,
 }
 
 /// Builds a [`Bridge`]. Starts from the environment (`OTEL_*`, `BAMBOO_OTEL_*`); what is set here wins.
@@ -124,6 +127,16 @@ impl BridgeBuilder {
     }
 
     /// gzip-compress every export.
+    /// Trust only the CA certificates in this PEM file for TLS to the collector (both signals), as
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE` does. The file is read when the bridge is built.
+    pub fn certificate(self, pem_file: impl Into<std::path::PathBuf>) -> Self {
+        let ca = crate::config::CaFile { setting: "certificate".into(), path: pem_file.into() };
+        self.map(|s| {
+            s.traces_certificate = Some(ca.clone());
+            s.metrics_certificate = Some(ca);
+        })
+    }
+
     pub fn gzip(self, yes: bool) -> Self {
         self.map(|s| s.gzip = yes)
     }
@@ -189,6 +202,18 @@ struct Inner {
     worker: std::sync::Mutex<Option<crate::export::WorkerHandle>>,
     #[cfg(feature = "otel")]
     events: Option<std::sync::mpsc::SyncSender<MetricsEvent>>,
+    #[cfg(feature = "otel")]
+    app: Option<AppSpans>,
+    #[cfg(feature = "otel")]
+    provider: std::sync::OnceLock<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+/// What the bridge's tracer provider needs: the worker's span queue, the resource and the sampler.
+#[cfg(feature = "otel")]
+struct AppSpans {
+    tx: std::sync::mpsc::SyncSender<opentelemetry_sdk::trace::SpanData>,
+    resource: opentelemetry_sdk::Resource,
+    sampler: Sampler,
 }
 
 impl Bridge {
@@ -210,6 +235,10 @@ impl Bridge {
                 worker: std::sync::Mutex::new(None),
                 #[cfg(feature = "otel")]
                 events: None,
+                #[cfg(feature = "otel")]
+                app: None,
+                #[cfg(feature = "otel")]
+                provider: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -220,11 +249,14 @@ impl Bridge {
             return Ok(Bridge::disabled());
         }
         let shared = Arc::new(Shared::default());
+        let sampler = settings.sampler;
         let handle = crate::export::spawn(settings, shared.clone())?;
         Ok(Bridge {
             inner: Arc::new(Inner {
                 shared,
                 events: Some(handle.events.clone()),
+                app: Some(AppSpans { tx: handle.app_spans.clone(), resource: handle.resource.clone(), sampler }),
+                provider: std::sync::OnceLock::new(),
                 worker: std::sync::Mutex::new(Some(handle)),
             }),
         })
@@ -327,6 +359,43 @@ impl Bridge {
             let _ = timeout;
             ShutdownReport::default()
         }
+    }
+
+    /// A tracer provider whose spans go through this bridge: the same exporter, resource (`service.name` and
+    /// all), batching, outage handling and sampling ratio as Bamboo's spans. Every call returns the same provider.
+    /// Its queue never blocks: a full queue drops the span and counts it in `bamboo_otel.spans.dropped`.
+    /// On a disabled bridge the provider has no processor and spans go nowhere.
+    #[cfg(feature = "otel")]
+    pub fn tracer_provider(&self) -> opentelemetry_sdk::trace::SdkTracerProvider {
+        self.inner
+            .provider
+            .get_or_init(|| match &self.inner.app {
+                Some(app) => crate::export::tracer_provider(
+                    crate::export::ForwardToWorker { tx: app.tx.clone(), shared: self.inner.shared.clone() },
+                    app.resource.clone(),
+                    app.sampler,
+                ),
+                None => opentelemetry_sdk::trace::SdkTracerProvider::builder().build(),
+            })
+            .clone()
+    }
+
+    /// A `tracing-opentelemetry` layer on [`Bridge::tracer_provider`], so the application's own `tracing` spans
+    /// reach the same backend as Bamboo's, under the same service.
+    ///
+    /// ```no_run
+    /// use tracing_subscriber::prelude::*;
+    /// let bridge = bamboo_otel::Bridge::from_env().unwrap();
+    /// tracing_subscriber::registry().with(bridge.tracing_layer()).init();
+    /// tracing::info_span!("handle_request").in_scope(|| { /* … */ });
+    /// ```
+    #[cfg(feature = "otel")]
+    pub fn tracing_layer<S>(&self) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
+    where
+        S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer().with_tracer(self.tracer_provider().tracer("bamboo-otel.app"))
     }
 
     /// Drains a Bamboo event channel into the bridge until the channel closes. Spawn it on the application's

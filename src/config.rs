@@ -60,6 +60,29 @@ pub enum BuildError {
     Pipeline(String),
 }
 
+/// A PEM file of CA certificates, and the variable or builder setting that named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFile {
+    pub setting: String,
+    pub path: std::path::PathBuf,
+}
+
+impl CaFile {
+    /// Reads the file and checks it holds at least one PEM certificate; errors name the setting and the path.
+    pub fn read(&self) -> Result<Vec<u8>, BuildError> {
+        let err = |reason: String| BuildError::Invalid { name: self.setting.clone(), reason };
+        let pem =
+            std::fs::read(&self.path).map_err(|e| err(format!("{}: could not read: {e}", self.path.display())))?;
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(err(format!(
+                "{}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file",
+                self.path.display()
+            )));
+        }
+        Ok(pem)
+    }
+}
+
 /// Everything the bridge needs, from the builder or the environment.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -74,6 +97,10 @@ pub struct Settings {
     pub traces_endpoint: Option<String>,
     pub metrics_endpoint: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// A CA certificate (PEM file) that alone is trusted for TLS to the traces / metrics endpoint, and the
+    /// setting it came from (for errors). `None`: the system's roots.
+    pub traces_certificate: Option<CaFile>,
+    pub metrics_certificate: Option<CaFile>,
     /// gzip-compress exports (also set by `OTEL_EXPORTER_OTLP_COMPRESSION=gzip`).
     pub gzip: bool,
     pub sampler: Sampler,
@@ -102,6 +129,8 @@ impl Default for Settings {
             traces_endpoint: None,
             metrics_endpoint: None,
             headers: Vec::new(),
+            traces_certificate: None,
+            metrics_certificate: None,
             gzip: false,
             sampler: Sampler::AlwaysOn,
             metric_interval: Duration::from_secs(60),
@@ -248,6 +277,19 @@ impl Settings {
                 let t = parse_millis(&name, &v)?;
                 if signal.is_empty() {
                     s.export_timeout = t;
+                }
+            }
+            let name = format!("OTEL_EXPORTER_OTLP_{signal}CERTIFICATE");
+            if let Some(v) = var(env, &name) {
+                let ca = Some(CaFile { setting: name.clone(), path: v.into() });
+                // The signal-specific form wins whatever the order it is read in.
+                match signal {
+                    "TRACES_" => s.traces_certificate = ca,
+                    "METRICS_" => s.metrics_certificate = ca,
+                    _ => {
+                        s.traces_certificate = ca.clone();
+                        s.metrics_certificate = ca;
+                    }
                 }
             }
             let name = format!("OTEL_EXPORTER_OTLP_{signal}ENDPOINT");

@@ -21,6 +21,10 @@ pub mod ids;
 pub mod semconv;
 pub mod translate;
 
+/// The OpenTelemetry crates this one is built on, so callers name the same versions.
+#[cfg(feature = "otel")]
+pub use {opentelemetry, opentelemetry_sdk, tracing_opentelemetry};
+
 pub use bridge::{Bridge, BridgeBuilder, ShutdownReport};
 pub use config::{BuildError, ExporterKind, Protocol, Sampler};
 pub use events::{ChatEvent, EventMeta, ForwardEvent, MetricsEvent, SystemEvent};

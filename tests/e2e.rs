@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use bamboo_otel::console::MetricTotals;
@@ -15,115 +15,7 @@ use bamboo_otel::translate::{AttrValue, Output, SpanRecord, SpanStatus, Translat
 use bamboo_otel::{Bridge, ExporterKind, Protocol, Sampler};
 use serde_json::Value;
 
-const PHOENIX: &str = "http://127.0.0.1:6006";
-const VM: &str = "http://127.0.0.1:8428";
-
-fn get(url: &str) -> Option<Value> {
-    match ureq::get(url).timeout(Duration::from_secs(10)).call() {
-        Ok(r) => r.into_json().ok(),
-        Err(ureq::Error::Status(404, _)) => None,
-        Err(e) => panic!("{url}: {e} (are the backends running? scripts/backends.sh start)"),
-    }
-}
-
-/// Polls `f` until it returns `Some`, for at most `secs` seconds.
-fn poll<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out after {secs}s waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-/// Every span Phoenix holds for `project`, keyed by span id.
-fn phoenix_spans(project: &str) -> HashMap<String, Value> {
-    let mut spans = HashMap::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = format!("{PHOENIX}/v1/projects/{project}/spans/otlpv1?limit=1000");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let Some(page) = get(&url) else { return spans };
-        for s in page["data"].as_array().unwrap() {
-            spans.insert(s["span_id"].as_str().unwrap().to_owned(), s.clone());
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return spans,
-        }
-    }
-}
-
-fn wait_for_spans(project: &str, n: usize) -> HashMap<String, Value> {
-    poll(90, &format!("{n} spans in Phoenix project {project}"), || {
-        let spans = phoenix_spans(project);
-        (spans.len() >= n).then_some(spans)
-    })
-}
-
-fn phoenix_attrs(span: &Value) -> HashMap<String, Value> {
-    let mut out = HashMap::new();
-    for kv in span["attributes"].as_array().into_iter().flatten() {
-        let v = &kv["value"];
-        let value = ["string_value", "int_value", "bool_value", "double_value"]
-            .iter()
-            .map(|k| &v[*k])
-            .find(|x| !x.is_null())
-            .cloned()
-            .unwrap_or(Value::Null);
-        out.insert(kv["key"].as_str().unwrap().to_owned(), value);
-    }
-    out
-}
-
-/// Events with every Bamboo id made unique to this run (Phoenix keeps one copy of each span id forever).
-fn fresh(events: &[MetricsEvent], salt: &str) -> Vec<MetricsEvent> {
-    let mut text = String::new();
-    for e in events {
-        text.push_str(&e.to_json());
-        text.push('\n');
-    }
-    let mut ids: HashSet<String> = HashSet::new();
-    for e in events {
-        let v: Value = serde_json::from_str(&e.to_json()).unwrap();
-        collect_ids(&v, &mut ids);
-    }
-    let mut ids: Vec<String> = ids.into_iter().collect();
-    ids.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for id in ids {
-        let replacement = if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            bamboo_otel::ids::TraceId::derive(salt, &id).to_string()
-        } else {
-            format!("{id}-{salt}")
-        };
-        text = text.replace(&format!("\"{id}\""), &format!("\"{replacement}\""));
-    }
-    text.lines().map(|l| MetricsEvent::from_json(l).unwrap()).collect()
-}
-
-fn collect_ids(v: &Value, ids: &mut HashSet<String>) {
-    if let Value::Object(m) = v {
-        for (k, x) in m {
-            match (k.as_str(), x) {
-                (
-                    "event_id" | "trace_id" | "session_id" | "round_id" | "tool_call_id" | "request_id",
-                    Value::String(s),
-                ) => {
-                    ids.insert(s.clone());
-                }
-                _ => collect_ids(x, ids),
-            }
-        }
-    }
-}
-
-fn salt() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
-}
+use common::backends::*;
 
 /// What the translator alone makes of `events` (the bridge shuts down with the same clock rules).
 fn expected(events: &[MetricsEvent]) -> Output {
@@ -468,4 +360,36 @@ fn shutdown_is_bounded_when_the_backend_is_unreachable() {
     assert_eq!(report.spans_exported, 0);
     assert_eq!(report.spans_dropped, 14, "{report:?}");
     assert!(report.span_export_failures >= 1);
+}
+
+#[test]
+fn application_tracing_spans_share_the_bridge_pipeline_and_resource() {
+    use tracing_subscriber::prelude::*;
+    let salt = salt();
+    let project = format!("e2e-app-{salt}");
+    let bridge = bridge(&project, Protocol::Grpc).metrics_exporter(ExporterKind::None).build().unwrap();
+    let subscriber = tracing_subscriber::registry().with(bridge.tracing_layer());
+    let events = fresh(&bamboo_otel::demo::agent_session(chrono::Utc::now()), &salt);
+    let request = format!("app.handle_request.{salt}");
+    tracing::subscriber::with_default(subscriber, || {
+        let outer = tracing::info_span!("app", otel.name = request.as_str(), user = "u-1");
+        outer.in_scope(|| {
+            tracing::info_span!("app.call_agent").in_scope(|| {
+                for e in &events {
+                    bridge.record(e.clone());
+                }
+            });
+        });
+    });
+    let report = bridge.shutdown(Duration::from_secs(30));
+    assert_eq!(report.spans_exported, 14 + 2, "{report:?}");
+    // The project comes from the resource: finding the app spans there shows they carry the bridge's resource.
+    let got = wait_for_spans(&project, 16);
+    let by_name = |name: &str| got.values().find(|s| s["name"] == name).unwrap_or_else(|| panic!("{name} missing"));
+    let outer = by_name(&request);
+    let inner = by_name("app.call_agent");
+    assert_eq!(inner["parent_span_id"], outer["span_id"]);
+    assert_eq!(inner["trace_id"], outer["trace_id"]);
+    assert_eq!(phoenix_attrs(outer)["user"], "u-1");
+    assert!(got.values().any(|s| s["name"] == "invoke_agent bamboo"), "the Bamboo session is in the same project");
 }

@@ -7,6 +7,7 @@
 //! `ManualReader` every `OTEL_METRIC_EXPORT_INTERVAL`, exported by the OTLP `MetricExporter`. Both exporters retry
 //! with backoff per the OTLP spec (retryable codes, `Retry-After`) before reporting a failure.
 
+mod app_spans;
 mod worker;
 
 use std::borrow::Cow;
@@ -26,10 +27,11 @@ use opentelemetry_sdk::metrics::{
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use opentelemetry_sdk::Resource;
 
-use crate::config::{BuildError, ExporterKind, Protocol, Settings};
+use crate::config::{BuildError, CaFile, ExporterKind, Protocol, Settings};
 use crate::semconv::{Instrument, InstrumentKind};
 use crate::translate::{AttrValue, KeyValue, MetricUpdate, MetricValue, SpanKind, SpanRecord, SpanStatus};
 
+pub(crate) use app_spans::{tracer_provider, ForwardToWorker};
 pub(crate) use worker::{spawn, Control, WorkerHandle};
 
 /// Where spans go.
@@ -57,7 +59,7 @@ fn pipeline_error(what: &str, e: impl std::fmt::Display) -> BuildError {
 /// builder gave them (otherwise the exporter reads `OTEL_EXPORTER_OTLP_*` itself). The span and metric builders
 /// share no trait for choosing a transport, hence a macro.
 macro_rules! otlp_exporter {
-    ($exporter:ty, $what:literal, $protocol:expr, $endpoint:expr, $headers:expr, $gzip:expr) => {{
+    ($exporter:ty, $what:literal, $protocol:expr, $endpoint:expr, $headers:expr, $gzip:expr, $ca:expr, $timeout:expr) => {{
         #[allow(unused_imports)]
         use opentelemetry_otlp::WithExportConfig;
         match $protocol {
@@ -70,6 +72,9 @@ macro_rules! otlp_exporter {
                 }
                 if let Some(e) = $endpoint {
                     b = b.with_endpoint(e.clone());
+                }
+                if let Some(ca) = $ca {
+                    b = with_grpc_ca(b, ca)?;
                 }
                 with_grpc_headers(b, $headers)?.build().map_err(|e| pipeline_error(concat!("OTLP/gRPC ", $what), e))?
             }
@@ -85,6 +90,9 @@ macro_rules! otlp_exporter {
                 }
                 if !$headers.is_empty() {
                     b = b.with_headers($headers.iter().cloned().collect());
+                }
+                if let Some(ca) = $ca {
+                    b = b.with_http_client(http_client_trusting(ca, $timeout)?);
                 }
                 b.build().map_err(|e| pipeline_error(concat!("OTLP/HTTP ", $what), e))?
             }
@@ -105,7 +113,9 @@ pub(crate) fn span_sink(s: &Settings) -> Result<SpanSink, BuildError> {
             s.traces_protocol,
             &s.traces_endpoint,
             &s.headers,
-            s.gzip
+            s.gzip,
+            &s.traces_certificate,
+            s.export_timeout
         )),
     })
 }
@@ -121,7 +131,9 @@ pub(crate) fn metric_sink(s: &Settings) -> Result<MetricSink, BuildError> {
             s.metrics_protocol,
             &s.metrics_endpoint,
             &s.headers,
-            s.gzip
+            s.gzip,
+            &s.metrics_certificate,
+            s.export_timeout
         )),
     })
 }
@@ -163,6 +175,26 @@ fn with_grpc_headers<B: opentelemetry_otlp::WithTonicConfig>(
         map.insert(key, value);
     }
     Ok(b.with_metadata(map))
+}
+
+/// Trusts only `ca` for TLS on a gRPC exporter.
+#[cfg(feature = "grpc")]
+fn with_grpc_ca<B: opentelemetry_otlp::WithTonicConfig>(b: B, ca: &CaFile) -> Result<B, BuildError> {
+    use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
+    let pem = ca.read()?;
+    Ok(b.with_tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))))
+}
+
+/// An HTTP client that trusts only `ca` (the OTLP HTTP exporter's own client trusts the system roots).
+#[cfg(feature = "http")]
+fn http_client_trusting(ca: &CaFile, timeout: Duration) -> Result<reqwest::Client, BuildError> {
+    let pem = ca.read()?;
+    let invalid = |e: reqwest::Error| BuildError::Invalid {
+        name: ca.setting.clone(),
+        reason: format!("{}: not a usable CA certificate: {e}", ca.path.display()),
+    };
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(invalid)?;
+    reqwest::Client::builder().tls_certs_only(certs).timeout(timeout).build().map_err(invalid)
 }
 
 /// The resource every span and metric carries: `service.name` (the builder's, else `OTEL_SERVICE_NAME`, else

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::Temporality;
-use opentelemetry_sdk::trace::SpanExporter as _;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 
 use super::{metric_sink, resource, scope, span_data, span_sink, MetricSink, Metrics, SpanSink};
 use crate::bridge::{Shared, ShutdownReport};
@@ -29,6 +29,9 @@ pub(crate) enum Control {
 
 pub(crate) struct WorkerHandle {
     pub events: SyncSender<MetricsEvent>,
+    /// Finished application spans (from the bridge's tracer provider).
+    pub app_spans: SyncSender<SpanData>,
+    pub resource: opentelemetry_sdk::Resource,
     pub control: Sender<Control>,
     pub thread: JoinHandle<()>,
 }
@@ -36,14 +39,16 @@ pub(crate) struct WorkerHandle {
 /// Starts the worker; returns once its exporters are built (or failed to build).
 pub(crate) fn spawn(settings: Settings, shared: Arc<Shared>) -> Result<WorkerHandle, BuildError> {
     let (events, rx) = mpsc::sync_channel(settings.queue_size);
+    let (app_spans, arx) = mpsc::sync_channel(settings.queue_size);
     let (control, crx) = mpsc::channel();
+    let resource = resource(&settings);
     let (ready_tx, ready_rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("bamboo-otel".into())
         .spawn(move || match Worker::new(settings, shared) {
             Ok(worker) => {
                 let _ = ready_tx.send(Ok(()));
-                worker.run(rx, crx);
+                worker.run(rx, arx, crx);
             }
             Err(e) => {
                 let _ = ready_tx.send(Err(e));
@@ -51,7 +56,7 @@ pub(crate) fn spawn(settings: Settings, shared: Arc<Shared>) -> Result<WorkerHan
         })
         .map_err(|e| BuildError::Pipeline(format!("could not spawn the worker thread: {e}")))?;
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(WorkerHandle { events, control, thread }),
+        Ok(Ok(())) => Ok(WorkerHandle { events, app_spans, resource, control, thread }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(BuildError::Pipeline("the worker thread exited while starting".into())),
     }
@@ -67,7 +72,8 @@ struct Worker {
     metrics: Metrics,
     console_totals: MetricTotals,
     scope: opentelemetry::InstrumentationScope,
-    pending: VecDeque<SpanRecord>,
+    pending: VecDeque<Pending>,
+    app_spans_dropped_seen: u64,
     shared: Arc<Shared>,
     report: ShutdownReport,
     queue_full_seen: u64,
@@ -85,7 +91,7 @@ impl Worker {
             let _guard = rt.enter();
             (span_sink(&settings)?, metric_sink(&settings)?)
         };
-        let resource = resource(&settings);
+        let resource = super::resource(&settings);
         if let SpanSink::Otlp(exporter) = &mut spans {
             // A tracer provider would do this; we hand spans to the exporter ourselves.
             exporter.set_resource(&resource);
@@ -109,12 +115,13 @@ impl Worker {
             shared,
             report: ShutdownReport::default(),
             queue_full_seen: 0,
+            app_spans_dropped_seen: 0,
             trace_outage: false,
             metric_outage: false,
         })
     }
 
-    fn run(mut self, rx: Receiver<MetricsEvent>, crx: Receiver<Control>) {
+    fn run(mut self, rx: Receiver<MetricsEvent>, arx: Receiver<SpanData>, crx: Receiver<Control>) {
         let tick_every =
             (self.settings.translate.idle_ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
         let mut next_spans = Instant::now() + self.settings.schedule_delay;
@@ -138,6 +145,7 @@ impl Worker {
                     return;
                 }
             }
+            self.take_app_spans(&arx);
             self.note_queue_drops();
             if self.pending.len() >= self.settings.batch_size {
                 self.export_spans(false, None);
@@ -146,11 +154,13 @@ impl Worker {
                 match c {
                     Control::Flush(reply) => {
                         self.drain_queue(&rx, None);
+                        self.take_app_spans(&arx);
                         self.export_spans(true, None);
                         self.export_metrics(None);
                         let _ = reply.send(());
                     }
                     Control::Shutdown(timeout, reply) => {
+                        self.take_app_spans(&arx);
                         let report = self.shutdown(&rx, timeout);
                         let _ = reply.send(report);
                         return;
@@ -181,7 +191,8 @@ impl Worker {
 
     /// Moves translator output into the pending span buffer (sampled, bounded) and the meter.
     fn drain_out(&mut self) {
-        for span in self.out.spans.drain(..) {
+        let mut spans = std::mem::take(&mut self.out.spans);
+        for span in spans.drain(..) {
             if span.is_incomplete() {
                 self.report.spans_incomplete += 1;
             }
@@ -189,18 +200,41 @@ impl Worker {
                 self.report.spans_sampled_out += 1;
                 continue;
             }
-            self.pending.push_back(span);
-            if self.pending.len() > self.settings.max_pending_spans {
-                self.pending.pop_front();
-                self.report.spans_dropped += 1;
-                self.metrics.count(Instrument::BridgeSpansDropped, 1, &[(sc::REASON, "buffer_full")]);
-            }
+            self.push_pending(Pending::Bamboo(span));
         }
+        // Hand the (empty) vector back so its capacity is reused.
+        self.out.spans = spans;
         for m in self.out.metrics.drain(..) {
             if matches!(self.metric_sink, MetricSink::Console) {
                 self.console_totals.record(&m);
             }
             self.metrics.record(&m);
+        }
+    }
+
+    fn push_pending(&mut self, span: Pending) {
+        self.pending.push_back(span);
+        if self.pending.len() > self.settings.max_pending_spans {
+            self.pending.pop_front();
+            self.report.spans_dropped += 1;
+            self.metrics.count(Instrument::BridgeSpansDropped, 1, &[(sc::REASON, "buffer_full")]);
+        }
+    }
+
+    /// Moves finished application spans into the pending buffer (already sampled by the tracer provider).
+    fn take_app_spans(&mut self, arx: &Receiver<SpanData>) {
+        while let Ok(span) = arx.try_recv() {
+            self.push_pending(Pending::App(Box::new(span)));
+        }
+        let dropped = self.shared.app_spans_dropped.load(Ordering::Relaxed);
+        if dropped > self.app_spans_dropped_seen {
+            let n = dropped - self.app_spans_dropped_seen;
+            self.report.spans_dropped += n;
+            self.metrics.count(Instrument::BridgeSpansDropped, n, &[(sc::REASON, sc::REJECT_QUEUE_FULL)]);
+            if self.app_spans_dropped_seen == 0 {
+                tracing::warn!(target: "bamboo_otel", reason = "queue_full", "application span queue full: dropping spans (counted in bamboo_otel.spans.dropped; logged once)");
+            }
+            self.app_spans_dropped_seen = dropped;
         }
     }
 
@@ -233,16 +267,16 @@ impl Worker {
     fn export_spans(&mut self, all: bool, deadline: Option<Instant>) {
         while !self.pending.is_empty() && (all || self.pending.len() >= self.settings.batch_size) {
             let n = self.pending.len().min(self.settings.batch_size);
-            let batch: Vec<SpanRecord> = self.pending.drain(..n).collect();
+            let batch: Vec<Pending> = self.pending.drain(..n).collect();
             let timeout = remaining(deadline, self.settings.export_timeout);
             let result = match &self.spans {
                 SpanSink::None => Ok(()),
                 SpanSink::Console => {
-                    print!("{}", render_tree(&batch));
+                    print_console(&batch);
                     Ok(())
                 }
                 SpanSink::Otlp(exporter) => {
-                    let data = batch.iter().map(|s| span_data(s, &self.scope)).collect();
+                    let data = batch.iter().map(|s| s.to_span_data(&self.scope)).collect();
                     match self.rt.block_on(async { tokio::time::timeout(timeout, exporter.export(data)).await }) {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(e)) => Err(("export_error", e.to_string())),
@@ -347,6 +381,40 @@ impl Worker {
             let _ = e.shutdown_with_timeout(remaining(Some(deadline), Duration::from_millis(100)));
         }
         self.report.clone()
+    }
+}
+
+/// A span waiting for export: one of Bamboo's, or one of the application's own.
+enum Pending {
+    Bamboo(SpanRecord),
+    App(Box<SpanData>),
+}
+
+impl Pending {
+    fn to_span_data(&self, scope: &opentelemetry::InstrumentationScope) -> SpanData {
+        match self {
+            Pending::Bamboo(s) => span_data(s, scope),
+            Pending::App(s) => (**s).clone(),
+        }
+    }
+}
+
+/// Bamboo spans as a tree; application spans one line each.
+fn print_console(batch: &[Pending]) {
+    let bamboo: Vec<SpanRecord> = batch
+        .iter()
+        .filter_map(|p| match p {
+            Pending::Bamboo(s) => Some(s.clone()),
+            Pending::App(_) => None,
+        })
+        .collect();
+    if !bamboo.is_empty() {
+        print!("{}", render_tree(&bamboo));
+    }
+    for p in batch {
+        if let Pending::App(s) = p {
+            println!("app span {} trace={} span={}", s.name, s.span_context.trace_id(), s.span_context.span_id());
+        }
     }
 }
 

@@ -1,6 +1,9 @@
 //! Builders for hand-written event streams.
 #![allow(dead_code)]
 
+#[cfg(feature = "otel")]
+pub mod backends;
+
 use bamboo_otel::events::*;
 use bamboo_otel::translate::{Output, SpanRecord, TranslateConfig, Translator, TtlClock};
 use chrono::{DateTime, Duration, TimeZone, Utc};

@@ -1,0 +1,118 @@
+//! Helpers for tests against the real backends started by `scripts/backends.sh`.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bamboo_otel::events::MetricsEvent;
+use serde_json::Value;
+
+pub const PHOENIX: &str = "http://127.0.0.1:6006";
+pub const VM: &str = "http://127.0.0.1:8428";
+
+pub fn get(url: &str) -> Option<Value> {
+    match ureq::get(url).timeout(Duration::from_secs(10)).call() {
+        Ok(r) => r.into_json().ok(),
+        Err(ureq::Error::Status(404, _)) => None,
+        Err(e) => panic!("{url}: {e} (are the backends running? scripts/backends.sh start)"),
+    }
+}
+
+/// Polls `f` until it returns `Some`, for at most `secs` seconds.
+pub fn poll<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out after {secs}s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Every span Phoenix holds for `project`, keyed by span id.
+pub fn phoenix_spans(project: &str) -> HashMap<String, Value> {
+    let mut spans = HashMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{PHOENIX}/v1/projects/{project}/spans/otlpv1?limit=1000");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let Some(page) = get(&url) else { return spans };
+        for s in page["data"].as_array().unwrap() {
+            spans.insert(s["span_id"].as_str().unwrap().to_owned(), s.clone());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return spans,
+        }
+    }
+}
+
+pub fn wait_for_spans(project: &str, n: usize) -> HashMap<String, Value> {
+    poll(90, &format!("{n} spans in Phoenix project {project}"), || {
+        let spans = phoenix_spans(project);
+        (spans.len() >= n).then_some(spans)
+    })
+}
+
+pub fn phoenix_attrs(span: &Value) -> HashMap<String, Value> {
+    let mut out = HashMap::new();
+    for kv in span["attributes"].as_array().into_iter().flatten() {
+        let v = &kv["value"];
+        let value = ["string_value", "int_value", "bool_value", "double_value"]
+            .iter()
+            .map(|k| &v[*k])
+            .find(|x| !x.is_null())
+            .cloned()
+            .unwrap_or(Value::Null);
+        out.insert(kv["key"].as_str().unwrap().to_owned(), value);
+    }
+    out
+}
+
+/// Events with every Bamboo id made unique to this run (Phoenix keeps one copy of each span id forever).
+pub fn fresh(events: &[MetricsEvent], salt: &str) -> Vec<MetricsEvent> {
+    let mut text = String::new();
+    for e in events {
+        text.push_str(&e.to_json());
+        text.push('\n');
+    }
+    let mut ids: HashSet<String> = HashSet::new();
+    for e in events {
+        let v: Value = serde_json::from_str(&e.to_json()).unwrap();
+        collect_ids(&v, &mut ids);
+    }
+    let mut ids: Vec<String> = ids.into_iter().collect();
+    ids.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for id in ids {
+        let replacement = if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bamboo_otel::ids::TraceId::derive(salt, &id).to_string()
+        } else {
+            format!("{id}-{salt}")
+        };
+        text = text.replace(&format!("\"{id}\""), &format!("\"{replacement}\""));
+    }
+    text.lines().map(|l| MetricsEvent::from_json(l).unwrap()).collect()
+}
+
+pub fn collect_ids(v: &Value, ids: &mut HashSet<String>) {
+    if let Value::Object(m) = v {
+        for (k, x) in m {
+            match (k.as_str(), x) {
+                (
+                    "event_id" | "trace_id" | "session_id" | "round_id" | "tool_call_id" | "request_id",
+                    Value::String(s),
+                ) => {
+                    ids.insert(s.clone());
+                }
+                _ => collect_ids(x, ids),
+            }
+        }
+    }
+}
+
+pub fn salt() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
