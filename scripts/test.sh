@@ -9,6 +9,8 @@ trap 'scripts/backends.sh stop' EXIT
 
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
+cargo clippy --all-features --all-targets -- -D warnings
+cargo clippy --no-default-features --features sources --all-targets -- -D warnings
 cargo clippy --no-default-features --all-targets -- -D warnings
 cargo clippy --no-default-features --features grpc --all-targets -- -D warnings
 cargo clippy --no-default-features --features http --all-targets -- -D warnings
@@ -19,4 +21,5 @@ fi
 
 # Without the `otel` feature: the event model, translator and the no-op Bridge, with no OpenTelemetry dependency.
 cargo test --no-default-features
-cargo test
+# Everything else, the CLI included (its tests drive the built binary against the backends).
+cargo test --all-features

@@ -48,8 +48,19 @@ pub struct ShutdownReport {
     pub span_export_failures: u64,
     pub metric_exports: u64,
     pub metric_export_failures: u64,
+    /// Data points in the last successful metric export (cumulative temporality: every series so far).
+    pub metric_points_exported: u64,
+    /// The last metric export failed: the backend does not have the final totals.
+    pub metrics_unsent: bool,
     /// The shutdown deadline passed before everything was sent.
     pub timed_out: bool,
+}
+
+impl ShutdownReport {
+    /// Whether something that should have reached the backend did not (spans dropped, final metrics unsent).
+    pub fn export_failed(&self) -> bool {
+        self.spans_dropped > 0 || self.metrics_unsent || self.timed_out
+    }
 }
 
 /// Counters shared between the handles and the worker.
@@ -286,6 +297,19 @@ impl Bridge {
         }
         #[cfg(not(feature = "otel"))]
         drop(event);
+    }
+
+    /// Hands an event to the worker, waiting for queue space instead of dropping: for batch sources (file
+    /// replay, database import) that must not lose events and can afford to wait. Never use it on an agent's
+    /// hot path. Returns the event back if the bridge has shut down (or is disabled).
+    // The event comes back by value, as `SyncSender::send` gives it: no allocation on the failure path.
+    #[allow(clippy::result_large_err)]
+    pub fn record_wait(&self, event: MetricsEvent) -> Result<(), MetricsEvent> {
+        #[cfg(feature = "otel")]
+        if let Some(tx) = &self.inner.events {
+            return tx.send(event).map_err(|e| e.0);
+        }
+        Err(event)
     }
 
     #[cold]

@@ -271,6 +271,24 @@ impl MetricsEvent {
         }
     }
 
+    /// The variant's name as on the wire, e.g. `Chat.RoundCompleted` (for counts by kind).
+    pub fn variant(&self) -> &'static str {
+        match self {
+            MetricsEvent::Chat(ChatEvent::SessionStarted { .. }) => "Chat.SessionStarted",
+            MetricsEvent::Chat(ChatEvent::SessionCompleted { .. }) => "Chat.SessionCompleted",
+            MetricsEvent::Chat(ChatEvent::RoundStarted { .. }) => "Chat.RoundStarted",
+            MetricsEvent::Chat(ChatEvent::RoundCompleted { .. }) => "Chat.RoundCompleted",
+            MetricsEvent::Chat(ChatEvent::ToolCalled { .. }) => "Chat.ToolCalled",
+            MetricsEvent::Chat(ChatEvent::MessageCountUpdated { .. }) => "Chat.MessageCountUpdated",
+            MetricsEvent::Forward(ForwardEvent::RequestStarted { .. }) => "Forward.RequestStarted",
+            MetricsEvent::Forward(ForwardEvent::RequestCompleted { .. }) => "Forward.RequestCompleted",
+            MetricsEvent::System(SystemEvent::MetricsDropped { .. }) => "System.MetricsDropped",
+            MetricsEvent::System(SystemEvent::StorageError { .. }) => "System.StorageError",
+            MetricsEvent::System(SystemEvent::WorkerStarted) => "System.WorkerStarted",
+            MetricsEvent::System(SystemEvent::WorkerStopped) => "System.WorkerStopped",
+        }
+    }
+
     /// The event's metadata; `None` for system events.
     pub fn meta(&self) -> Option<&EventMeta> {
         match self {

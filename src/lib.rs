@@ -19,6 +19,8 @@ pub mod events;
 mod export;
 pub mod ids;
 pub mod semconv;
+#[cfg(feature = "sources")]
+pub mod sources;
 pub mod translate;
 
 /// The OpenTelemetry crates this one is built on, so callers name the same versions.

@@ -118,24 +118,6 @@ fn span_tree_over_http_protobuf_reads_back_exactly_from_phoenix() {
     span_tree_round_trip(Protocol::HttpProtobuf);
 }
 
-/// Sums a PromQL expression over this run's series.
-fn vm_value(query: &str) -> Option<f64> {
-    ureq::post(&format!("{VM}/internal/force_flush")).call().ok()?;
-    let url = format!("{VM}/api/v1/query?query={}", urlencode(query));
-    let v = get(&url)?;
-    let r = v["data"]["result"].as_array()?.first()?.clone();
-    r["value"][1].as_str()?.parse().ok()
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn metrics_round_trip(metrics_url: String, protocol: Protocol) {
     let salt = salt();
     let events = stream(&salt);

@@ -198,18 +198,30 @@ fn http_client_trusting(ca: &CaFile, timeout: Duration) -> Result<reqwest::Clien
 }
 
 /// The resource every span and metric carries: `service.name` (the builder's, else `OTEL_SERVICE_NAME`, else
-/// `bamboo-agent`) and the configured attributes (`OTEL_RESOURCE_ATTRIBUTES` and the builder's).
+/// `bamboo-agent`), `service.instance.id` (configured, else a fresh UUID) and the configured attributes
+/// (`OTEL_RESOURCE_ATTRIBUTES` and the builder's).
 pub(crate) fn resource(s: &Settings) -> Resource {
     let service = s
         .service_name
         .clone()
         .or_else(|| s.resource.iter().find(|(k, _)| k == "service.name").map(|(_, v)| v.clone()))
         .unwrap_or_else(|| "bamboo-agent".to_owned());
+    // One per bridge unless configured: cumulative series from two processes (a restarted sidecar, many agents)
+    // must not share an identity, or the backend sees one counter going up and down.
+    let instance = s
+        .resource
+        .iter()
+        .find(|(k, _)| k == "service.instance.id")
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), |(_, v)| v.clone());
     Resource::builder_empty()
         .with_attributes(
-            s.resource.iter().filter(|(k, _)| k != "service.name").map(|(k, v)| OtelKv::new(k.clone(), v.clone())),
+            s.resource
+                .iter()
+                .filter(|(k, _)| k != "service.name" && k != "service.instance.id")
+                .map(|(k, v)| OtelKv::new(k.clone(), v.clone())),
         )
         .with_service_name(service)
+        .with_attribute(OtelKv::new("service.instance.id", instance))
         .with_attribute(OtelKv::new("telemetry.sdk.language", "rust"))
         .with_attribute(OtelKv::new("telemetry.sdk.name", "opentelemetry"))
         .build()
@@ -267,6 +279,27 @@ pub(crate) fn span_data(s: &SpanRecord, scope: &InstrumentationScope) -> SpanDat
         },
         instrumentation_scope: scope.clone(),
     }
+}
+
+/// Data points in a collection (what "metric points exported" counts).
+pub(crate) fn data_points(rm: &ResourceMetrics) -> u64 {
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics as A, MetricData as D};
+    fn n<T>(d: &D<T>) -> usize {
+        match d {
+            D::Gauge(g) => g.data_points().count(),
+            D::Sum(s) => s.data_points().count(),
+            D::Histogram(h) => h.data_points().count(),
+            D::ExponentialHistogram(h) => h.data_points().count(),
+        }
+    }
+    rm.scope_metrics()
+        .flat_map(|s| s.metrics())
+        .map(|m| match m.data() {
+            A::F64(d) => n(d),
+            A::U64(d) => n(d),
+            A::I64(d) => n(d),
+        } as u64)
+        .sum()
 }
 
 enum Inst {

@@ -45,13 +45,16 @@ pub(crate) fn spawn(settings: Settings, shared: Arc<Shared>) -> Result<WorkerHan
     let (ready_tx, ready_rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("bamboo-otel".into())
-        .spawn(move || match Worker::new(settings, shared) {
-            Ok(worker) => {
-                let _ = ready_tx.send(Ok(()));
-                worker.run(rx, arx, crx);
-            }
-            Err(e) => {
-                let _ = ready_tx.send(Err(e));
+        .spawn({
+            let resource = resource.clone();
+            move || match Worker::new(settings, shared, resource) {
+                Ok(worker) => {
+                    let _ = ready_tx.send(Ok(()));
+                    worker.run(rx, arx, crx);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
             }
         })
         .map_err(|e| BuildError::Pipeline(format!("could not spawn the worker thread: {e}")))?;
@@ -82,7 +85,11 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(settings: Settings, shared: Arc<Shared>) -> Result<Worker, BuildError> {
+    fn new(
+        settings: Settings,
+        shared: Arc<Shared>,
+        resource: opentelemetry_sdk::Resource,
+    ) -> Result<Worker, BuildError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -91,7 +98,6 @@ impl Worker {
             let _guard = rt.enter();
             (span_sink(&settings)?, metric_sink(&settings)?)
         };
-        let resource = super::resource(&settings);
         if let SpanSink::Otlp(exporter) = &mut spans {
             // A tracer provider would do this; we hand spans to the exporter ourselves.
             exporter.set_resource(&resource);
@@ -331,7 +337,10 @@ impl Worker {
             MetricSink::Otlp(exporter) => match self.metrics.collect() {
                 Err(e) => Err(("collect_error", e)),
                 Ok(rm) => match self.rt.block_on(async { tokio::time::timeout(timeout, exporter.export(&rm)).await }) {
-                    Ok(Ok(())) => Ok(()),
+                    Ok(Ok(())) => {
+                        self.report.metric_points_exported = super::data_points(&rm);
+                        Ok(())
+                    }
                     Ok(Err(e)) => Err(("export_error", e.to_string())),
                     Err(_) => Err(("timeout", format!("no answer within {timeout:?}"))),
                 },
@@ -340,6 +349,7 @@ impl Worker {
         match result {
             Ok(()) => {
                 self.report.metric_exports += 1;
+                self.report.metrics_unsent = false;
                 if self.metric_outage {
                     tracing::info!(target: "bamboo_otel", "metric export recovered");
                     self.metric_outage = false;
@@ -347,6 +357,7 @@ impl Worker {
             }
             Err((reason, message)) => {
                 self.report.metric_export_failures += 1;
+                self.report.metrics_unsent = true;
                 self.metrics.count(Instrument::BridgeExportFailures, 1, &[("signal", "metrics"), (sc::REASON, reason)]);
                 if !self.metric_outage {
                     tracing::warn!(target: "bamboo_otel", reason, %message, "metric export failed; cumulative totals are sent again next time (logged once per outage)");

@@ -116,3 +116,21 @@ pub fn collect_ids(v: &Value, ids: &mut HashSet<String>) {
 pub fn salt() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
 }
+
+/// Sums a PromQL expression over this run's series.
+pub fn vm_value(query: &str) -> Option<f64> {
+    ureq::post(&format!("{VM}/internal/force_flush")).call().ok()?;
+    let url = format!("{VM}/api/v1/query?query={}", urlencode(query));
+    let v = get(&url)?;
+    let r = v["data"]["result"].as_array()?.first()?.clone();
+    r["value"][1].as_str()?.parse().ok()
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,164 @@
+//! `import-db`: Bamboo's metrics.db, once or following new and updated rows.
+//!
+//! Following: each poll re-reads rows changed since the high-water mark minus an overlap (rows written with a
+//! slightly older timestamp than one already seen are still found). Events already sent are skipped by their
+//! deterministic ids, remembered for the overlap window and kept in the checkpoint, so a restart neither skips
+//! nor repeats.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bamboo_otel::sources::checkpoint;
+use bamboo_otel::sources::db::{completion, MetricsDb, OrderedJd};
+use bamboo_otel::MetricsEvent;
+
+use super::{bridge, flush_timeout, parse_since, send, stop_flag, stopped, Mode};
+use crate::report::{summary, Problems, Progress, EXIT_EXPORT_FAILED, EXIT_REJECTED};
+use crate::Global;
+
+/// How far back each poll looks before the high-water mark.
+const OVERLAP: Duration = Duration::from_secs(10);
+
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct State {
+    high_water: Option<OrderedJd>,
+    /// Event ids sent within the overlap window, with their time.
+    recent: HashMap<String, f64>,
+}
+
+pub fn import_db(g: &Global, path: &Path, since: Option<&str>, follow: bool, state: Option<&Path>, poll_ms: u64) -> u8 {
+    let started = Instant::now();
+    let stop = stop_flag();
+    let since = match since.map(parse_since).transpose() {
+        Ok(s) => s.map(OrderedJd::from_time),
+        Err(e) => {
+            eprintln!("bamboo-otel: {e}");
+            return EXIT_EXPORT_FAILED;
+        }
+    };
+    let db = match MetricsDb::open(path) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("bamboo-otel: {e}");
+            return EXIT_REJECTED;
+        }
+    };
+    let mut st: State = match state.filter(|_| follow).map(checkpoint::load).transpose() {
+        Ok(s) => s.flatten().unwrap_or_default(),
+        Err(e) => {
+            eprintln!("bamboo-otel: cannot read the checkpoint: {e}");
+            return EXIT_EXPORT_FAILED;
+        }
+    };
+    if st.high_water.is_none() {
+        st.high_water = since;
+    }
+    let bridge = match bridge(g, if follow { Mode::Live } else { Mode::Replay }) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let name = path.display().to_string();
+    let mut problems = Problems::new(g.max_errors);
+    let mut progress = Progress::new("rows", g.quiet);
+    let mut events = 0u64;
+    let mut rows = 0u64;
+    let mut first = true;
+    // Every event id this process sent within the overlap (starts of open rows included), so a rescan does not
+    // send them again; not persisted: after a restart, open rows' starts must be sent again.
+    let mut sent: HashMap<String, f64> = HashMap::new();
+    loop {
+        let from = if follow && !first { st.high_water.map(|h| h.minus(OVERLAP)) } else { st.high_water };
+        let mut sent_now = 0u64;
+        let mut strict_hit = false;
+        let scanned = db.scan(from, &mut |item| match item {
+            Ok(row) => {
+                // A finished row already sent (before a restart, or in the overlap) is skipped whole; an open
+                // row's start is sent again, the translator drops it if it has it already.
+                if follow && !remember(&mut st.recent, row) {
+                    return;
+                }
+                for event in row {
+                    if follow && !remember_in(&mut sent, event) {
+                        continue;
+                    }
+                    events += 1;
+                    sent_now += 1;
+                    send(&bridge, event.clone());
+                }
+                if events % 4096 < row.len() as u64 {
+                    progress.update(events, None);
+                }
+            }
+            Err(p) => {
+                problems.report(&name, &p);
+                strict_hit |= g.strict;
+            }
+        });
+        match scanned {
+            Ok(s) => {
+                rows += s.rows;
+                if s.high_water > st.high_water {
+                    st.high_water = s.high_water;
+                }
+                // What was sent in this scan is remembered as of the mark it raised.
+                let mark = st.high_water.map_or(0.0, |h| h.0);
+                st.recent.values_mut().chain(sent.values_mut()).filter(|v| v.is_infinite()).for_each(|v| *v = mark);
+            }
+            Err(e) => {
+                eprintln!("bamboo-otel: {e}");
+                if !follow {
+                    break;
+                }
+            }
+        }
+        first = false;
+        if !follow || strict_hit {
+            break;
+        }
+        if let Some(h) = st.high_water {
+            let keep_from = h.minus(OVERLAP * 2).0;
+            st.recent.retain(|_, jd| *jd >= keep_from);
+            sent.retain(|_, jd| *jd >= keep_from);
+        }
+        let stopping = stopped(&stop);
+        if sent_now > 0 || stopping {
+            if let Some(p) = state {
+                if bridge.force_flush(flush_timeout(g)) {
+                    if let Err(e) = checkpoint::save(p, &st) {
+                        eprintln!("{}: cannot write the checkpoint: {e}", p.display());
+                    }
+                }
+            }
+        }
+        if stopping {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(poll_ms));
+    }
+    progress.finish();
+    if !g.quiet {
+        eprintln!("bamboo-otel: {rows} rows read from {name}");
+    }
+    let report = bridge.shutdown(flush_timeout(g));
+    let code = summary(g.quiet, events, problems.count, &report, started);
+    if g.strict && problems.count > 0 {
+        return EXIT_REJECTED.max(code);
+    }
+    code
+}
+
+/// Records a finished row's completion as sent (its mark is set after the scan); false if it already was.
+fn remember(recent: &mut HashMap<String, f64>, row: &[MetricsEvent]) -> bool {
+    completion(row).map_or(true, |c| remember_in(recent, c))
+}
+
+/// Records an event id as sent; false if it already was.
+fn remember_in(recent: &mut HashMap<String, f64>, event: &MetricsEvent) -> bool {
+    let Some(meta) = event.meta() else { return true };
+    if recent.contains_key(&meta.event_id) {
+        return false;
+    }
+    recent.insert(meta.event_id.clone(), f64::INFINITY);
+    true
+}

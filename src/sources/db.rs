@@ -1,0 +1,416 @@
+//! Bamboo's SQLite `metrics.db`, read-only: rows become the same events the agent would have emitted, so they go
+//! through the same translator and get the same span ids and metrics as the event path.
+//!
+//! Each row yields deterministic event ids (`db:round:<id>:start`, `db:round:<id>:end:<completed_at>`, …), so
+//! reading a row twice is a duplicate the translator drops, not a second span. Open rows (no `completed_at`)
+//! yield only their start. The database holds no trace ids, so spans get the derived trace id (per session, per
+//! request), exactly as events without `trace_id` do.
+//!
+//! Opened with `SQLITE_OPEN_READ_ONLY` and a busy timeout: safe beside Bamboo writing in WAL mode.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, Row};
+
+use super::Problem;
+use crate::events::*;
+
+/// Why the database cannot be read at all (as opposed to one bad row, which is a [`Problem`]).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("{path}: cannot open as SQLite: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("{path}: table {table} is missing (is this Bamboo's metrics.db?)")]
+    MissingTable { path: PathBuf, table: &'static str },
+    #[error("{path}: table {table} has no column {column} (written by an unsupported Bamboo version?)")]
+    MissingColumn { path: PathBuf, table: &'static str, column: &'static str },
+    #[error("{path}: reading {table}: {source}")]
+    Query { path: PathBuf, table: &'static str, source: rusqlite::Error },
+}
+
+/// The columns every generation of the schema has (WIRE.md); later additions are optional.
+const REQUIRED: &[(&str, &[&str])] = &[
+    (
+        "session_metrics",
+        &["session_id", "model", "started_at", "completed_at", "status", "message_count", "updated_at"],
+    ),
+    (
+        "round_metrics",
+        &[
+            "round_id",
+            "session_id",
+            "model",
+            "started_at",
+            "completed_at",
+            "status",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "error",
+        ],
+    ),
+    (
+        "tool_call_metrics",
+        &["tool_call_id", "round_id", "session_id", "tool_name", "started_at", "completed_at", "success"],
+    ),
+    (
+        "forward_request_metrics",
+        &[
+            "forward_id",
+            "endpoint",
+            "model",
+            "is_stream",
+            "started_at",
+            "completed_at",
+            "status_code",
+            "status",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "error",
+            "updated_at",
+        ],
+    ),
+];
+
+/// What one scan read.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ScanStats {
+    pub rows: u64,
+    pub events: u64,
+    pub problems: u64,
+    /// The latest change time seen (Julian day, SQLite's `julianday()`), for the next `since`.
+    pub high_water: Option<OrderedJd>,
+}
+
+/// The event that finishes a row's span (a completion, or a tool call), if `events` has one: what a follower
+/// remembers to avoid sending a finished row twice.
+pub fn completion(events: &[MetricsEvent]) -> Option<&MetricsEvent> {
+    events.last().filter(|e| {
+        matches!(
+            e,
+            MetricsEvent::Chat(
+                ChatEvent::SessionCompleted { .. } | ChatEvent::RoundCompleted { .. } | ChatEvent::ToolCalled { .. }
+            ) | MetricsEvent::Forward(ForwardEvent::RequestCompleted { .. })
+        )
+    })
+}
+
+/// Receives each row's events, or the problem that made the row unusable.
+pub type RowSink<'a> = dyn FnMut(Result<&[MetricsEvent], Problem>) + 'a;
+
+/// A Julian day number (SQLite `julianday()`), totally ordered.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, serde::Serialize, serde::Deserialize)]
+pub struct OrderedJd(pub f64);
+impl Eq for OrderedJd {}
+
+impl OrderedJd {
+    pub fn minus(self, d: Duration) -> OrderedJd {
+        OrderedJd(self.0 - d.as_secs_f64() / 86_400.0)
+    }
+    pub fn from_time(t: DateTime<Utc>) -> OrderedJd {
+        OrderedJd(t.timestamp_millis() as f64 / 86_400_000.0 + 2_440_587.5)
+    }
+}
+
+pub struct MetricsDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl MetricsDb {
+    /// Opens read-only and checks the schema.
+    pub fn open(path: &Path) -> Result<MetricsDb, DbError> {
+        let open_err = |source| DbError::Open { path: path.to_owned(), source };
+        if !path.is_file() {
+            return Err(open_err(rusqlite::Error::InvalidPath(path.to_owned())));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(open_err)?;
+        let db = MetricsDb { conn, path: path.to_owned() };
+        db.check_schema()?;
+        Ok(db)
+    }
+
+    fn check_schema(&self) -> Result<(), DbError> {
+        for (table, columns) in REQUIRED {
+            let present = self.columns(table)?;
+            if present.is_empty() {
+                return Err(DbError::MissingTable { path: self.path.clone(), table });
+            }
+            if let Some(column) = columns.iter().find(|c| !present.iter().any(|p| p == *c)) {
+                return Err(DbError::MissingColumn { path: self.path.clone(), table, column });
+            }
+        }
+        Ok(())
+    }
+
+    fn columns(&self, table: &'static str) -> Result<Vec<String>, DbError> {
+        let q = |source| DbError::Query { path: self.path.clone(), table, source };
+        // A file that is not a database fails here, on first read, not at open.
+        let mut stmt = self.conn.prepare(&format!("PRAGMA table_info({table})")).map_err(|e| match e {
+            e @ rusqlite::Error::SqliteFailure(..) => DbError::Open { path: self.path.clone(), source: e },
+            e => q(e),
+        })?;
+        let names = stmt.query_map([], |r| r.get::<_, String>(1)).map_err(q)?;
+        names.collect::<Result<Vec<_>, _>>().map_err(q)
+    }
+
+    /// Reads every row changed at or after `since` (all rows when `None`), oldest first per table, and hands
+    /// each row's events (start first, completion last when the row has finished), or a problem naming table and
+    /// rowid, to `sink`. Streams: memory does not grow with the table.
+    pub fn scan(&self, since: Option<OrderedJd>, sink: &mut RowSink<'_>) -> Result<ScanStats, DbError> {
+        let mut stats = ScanStats::default();
+        let since = since.map(|s| s.0);
+        self.scan_table(
+            "session_metrics",
+            "rowid, session_id, model, started_at, completed_at, status, message_count",
+            "coalesce(updated_at, completed_at, started_at)",
+            since,
+            &mut stats,
+            sink,
+            session_events,
+        )?;
+        self.scan_table(
+            "round_metrics",
+            "rowid, round_id, session_id, model, started_at, completed_at, status, prompt_tokens, completion_tokens, \
+             total_tokens, error",
+            "coalesce(completed_at, started_at)",
+            since,
+            &mut stats,
+            sink,
+            round_events,
+        )?;
+        self.scan_table(
+            "tool_call_metrics",
+            "rowid, tool_call_id, round_id, session_id, tool_name, started_at, completed_at, success",
+            "coalesce(completed_at, started_at)",
+            since,
+            &mut stats,
+            sink,
+            tool_events,
+        )?;
+        self.scan_table(
+            "forward_request_metrics",
+            "rowid, forward_id, endpoint, model, is_stream, started_at, completed_at, status_code, status, \
+             prompt_tokens, completion_tokens, total_tokens, error",
+            "coalesce(updated_at, completed_at, started_at)",
+            since,
+            &mut stats,
+            sink,
+            forward_events,
+        )?;
+        Ok(stats)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn scan_table(
+        &self,
+        table: &'static str,
+        columns: &str,
+        changed: &str,
+        since: Option<f64>,
+        stats: &mut ScanStats,
+        sink: &mut RowSink<'_>,
+        to_events: fn(&Row<'_>, &mut Vec<MetricsEvent>) -> Result<(), String>,
+    ) -> Result<(), DbError> {
+        let q = |source| DbError::Query { path: self.path.clone(), table, source };
+        let sql = format!(
+            "SELECT {columns}, julianday({changed}) AS jd FROM {table} \
+             WHERE ?1 IS NULL OR julianday({changed}) >= ?1 ORDER BY julianday(started_at)"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(q)?;
+        let jd_index = stmt.column_count() - 1;
+        let mut rows = stmt.query([since]).map_err(q)?;
+        let mut events = Vec::with_capacity(2);
+        while let Some(row) = rows.next().map_err(q)? {
+            stats.rows += 1;
+            if let Ok(Some(jd)) = row.get::<_, Option<f64>>(jd_index) {
+                let jd = OrderedJd(jd);
+                if stats.high_water.map_or(true, |h| jd > h) {
+                    stats.high_water = Some(jd);
+                }
+            }
+            events.clear();
+            match to_events(row, &mut events) {
+                Ok(()) => {
+                    stats.events += events.len() as u64;
+                    sink(Ok(&events));
+                }
+                Err(message) => {
+                    stats.problems += 1;
+                    let rowid: i64 = row.get(0).unwrap_or(0);
+                    let message = format!("{table} rowid {rowid}: {message}");
+                    sink(Err(Problem { line: 0, code: "invalid_row", message }));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn text(row: &Row<'_>, i: usize, name: &str) -> Result<String, String> {
+    row.get::<_, Option<String>>(i).map_err(|e| format!("{name}: {e}"))?.ok_or_else(|| format!("{name} is null"))
+}
+
+fn opt_text(row: &Row<'_>, i: usize, name: &str) -> Result<Option<String>, String> {
+    row.get::<_, Option<String>>(i).map_err(|e| format!("{name}: {e}"))
+}
+
+fn opt_u64(row: &Row<'_>, i: usize, name: &str) -> Result<Option<u64>, String> {
+    match row.get::<_, Option<i64>>(i).map_err(|e| format!("{name}: {e}"))? {
+        Some(v) if v < 0 => Err(format!("{name} is negative ({v})")),
+        v => Ok(v.map(|v| v as u64)),
+    }
+}
+
+fn time(value: &str, name: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{name} {value:?} is not an RFC 3339 time ({e})"))
+}
+
+fn meta(id: String, at: DateTime<Utc>) -> EventMeta {
+    EventMeta::at(id, at, None)
+}
+
+fn latency(start: DateTime<Utc>, end: DateTime<Utc>) -> u64 {
+    (end - start).num_milliseconds().max(0) as u64
+}
+
+fn session_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
+    let id = text(row, 1, "session_id")?;
+    let started = time(&text(row, 3, "started_at")?, "started_at")?;
+    out.push(
+        ChatEvent::SessionStarted {
+            meta: meta(format!("db:session:{id}:start"), started),
+            session_id: id.clone(),
+            model: text(row, 2, "model")?,
+        }
+        .into(),
+    );
+    if let Some(messages) = opt_u64(row, 6, "message_count")?.filter(|n| *n > 0) {
+        out.push(
+            ChatEvent::MessageCountUpdated {
+                meta: meta(format!("db:session:{id}:messages:{messages}"), started),
+                session_id: id.clone(),
+                message_count: messages.min(u32::MAX as u64) as u32,
+            }
+            .into(),
+        );
+    }
+    if let Some(done) = opt_text(row, 4, "completed_at")? {
+        let at = time(&done, "completed_at")?;
+        out.push(
+            ChatEvent::SessionCompleted {
+                meta: meta(format!("db:session:{id}:end:{done}"), at),
+                session_id: id,
+                status: SessionStatus::parse(&text(row, 5, "status")?),
+            }
+            .into(),
+        );
+    }
+    Ok(())
+}
+
+fn usage(row: &Row<'_>, first: usize) -> Result<Option<TokenUsage>, String> {
+    let p = opt_u64(row, first, "prompt_tokens")?;
+    let c = opt_u64(row, first + 1, "completion_tokens")?;
+    let t = opt_u64(row, first + 2, "total_tokens")?;
+    Ok(match (p, c, t) {
+        (None, None, None) => None,
+        (p, c, t) => {
+            let (p, c) = (p.unwrap_or(0), c.unwrap_or(0));
+            Some(TokenUsage { prompt_tokens: p, completion_tokens: c, total_tokens: t.unwrap_or(p + c) })
+        }
+    })
+}
+
+fn round_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
+    let id = text(row, 1, "round_id")?;
+    let session_id = text(row, 2, "session_id")?;
+    let started = time(&text(row, 4, "started_at")?, "started_at")?;
+    out.push(
+        ChatEvent::RoundStarted {
+            meta: meta(format!("db:round:{id}:start"), started),
+            round_id: id.clone(),
+            session_id: session_id.clone(),
+            model: text(row, 3, "model")?,
+        }
+        .into(),
+    );
+    if let Some(done) = opt_text(row, 5, "completed_at")? {
+        let at = time(&done, "completed_at")?;
+        out.push(
+            ChatEvent::RoundCompleted {
+                meta: meta(format!("db:round:{id}:end:{done}"), at),
+                round_id: id,
+                session_id,
+                status: RoundStatus::parse(&text(row, 6, "status")?),
+                usage: usage(row, 7)?.unwrap_or_default(),
+                latency_ms: latency(started, at),
+                error: opt_text(row, 10, "error")?,
+            }
+            .into(),
+        );
+    }
+    Ok(())
+}
+
+fn tool_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
+    // A tool call is one event, emitted once it has finished (completed_at and success both set).
+    let (Some(done), Some(success)) = (opt_text(row, 6, "completed_at")?, opt_u64(row, 7, "success")?) else {
+        return Ok(());
+    };
+    let id = text(row, 1, "tool_call_id")?;
+    let started = time(&text(row, 5, "started_at")?, "started_at")?;
+    let at = time(&done, "completed_at")?;
+    out.push(
+        ChatEvent::ToolCalled {
+            meta: meta(format!("db:tool:{id}"), at),
+            tool_call_id: id,
+            round_id: text(row, 2, "round_id")?,
+            session_id: text(row, 3, "session_id")?,
+            tool_name: text(row, 4, "tool_name")?,
+            latency_ms: latency(started, at),
+            success: success != 0,
+        }
+        .into(),
+    );
+    Ok(())
+}
+
+fn forward_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
+    let id = text(row, 1, "forward_id")?;
+    let started = time(&text(row, 5, "started_at")?, "started_at")?;
+    out.push(
+        ForwardEvent::RequestStarted {
+            meta: meta(format!("db:forward:{id}:start"), started),
+            request_id: id.clone(),
+            endpoint: text(row, 2, "endpoint")?,
+            model: text(row, 3, "model")?,
+            is_stream: opt_u64(row, 4, "is_stream")?.unwrap_or(0) != 0,
+        }
+        .into(),
+    );
+    if let Some(done) = opt_text(row, 6, "completed_at")? {
+        let at = time(&done, "completed_at")?;
+        let code = opt_u64(row, 7, "status_code")?.unwrap_or(0);
+        out.push(
+            ForwardEvent::RequestCompleted {
+                meta: meta(format!("db:forward:{id}:end:{done}"), at),
+                request_id: id,
+                status_code: u16::try_from(code).map_err(|_| format!("status_code {code} is not an HTTP status"))?,
+                status: ForwardStatus::parse(&text(row, 8, "status")?),
+                usage: usage(row, 9)?,
+                latency_ms: latency(started, at),
+                error: opt_text(row, 12, "error")?,
+            }
+            .into(),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! `bamboo-otel import-db` on a metrics.db built here from the schema in WIRE.md, with rows written the way
+//! Bamboo's storage writes them (an insert at each start, an update at each completion).
+#![cfg(feature = "cli")]
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use bamboo_otel::console::MetricTotals;
+use bamboo_otel::events::*;
+use bamboo_otel::semconv::Instrument;
+use bamboo_otel::translate::{Output, TranslateConfig, Translator, TtlClock};
+use common::backends::*;
+use rusqlite::{params, Connection};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bamboo-otel");
+
+/// The columns every generation has (WIRE.md), plus two later additions the importer must tolerate.
+const SCHEMA: &str = "
+CREATE TABLE session_metrics (session_id TEXT PRIMARY KEY, model TEXT NOT NULL, started_at TEXT NOT NULL,
+  completed_at TEXT, status TEXT NOT NULL, total_rounds INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER NOT NULL
+  DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0, total_tokens INTEGER NOT NULL DEFAULT 0,
+  prompt_cached_tool_outputs INTEGER NOT NULL DEFAULT 0, tool_call_count INTEGER NOT NULL DEFAULT 0,
+  message_count INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL, total_tokens_saved INTEGER);
+CREATE TABLE round_metrics (round_id TEXT PRIMARY KEY, session_id TEXT NOT NULL REFERENCES session_metrics,
+  model TEXT NOT NULL, started_at TEXT NOT NULL, completed_at TEXT, status TEXT NOT NULL, prompt_tokens INTEGER
+  NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0, total_tokens INTEGER NOT NULL DEFAULT 0,
+  prompt_cached_tool_outputs INTEGER NOT NULL DEFAULT 0, error TEXT, tokens_saved INTEGER);
+CREATE TABLE tool_call_metrics (tool_call_id TEXT PRIMARY KEY, round_id TEXT NOT NULL, session_id TEXT NOT NULL,
+  tool_name TEXT NOT NULL, started_at TEXT NOT NULL, completed_at TEXT, success INTEGER, error TEXT);
+CREATE TABLE forward_request_metrics (forward_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, model TEXT NOT NULL,
+  is_stream INTEGER NOT NULL, started_at TEXT NOT NULL, completed_at TEXT, status_code INTEGER, status TEXT NOT NULL
+  DEFAULT 'pending', prompt_tokens INTEGER, completion_tokens INTEGER, total_tokens INTEGER, error TEXT,
+  updated_at TEXT NOT NULL);
+";
+
+fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+}
+
+/// Applies one event to the database as Bamboo's storage does.
+fn apply(db: &Connection, e: &MetricsEvent) {
+    let at = |m: &EventMeta| ts(m.occurred_at);
+    match e {
+        MetricsEvent::Chat(ChatEvent::SessionStarted { meta, session_id, model }) => db.execute(
+            "INSERT INTO session_metrics (session_id, model, started_at, status, updated_at) VALUES (?1,?2,?3,'running',?3)",
+            params![session_id, model, at(meta)],
+        ),
+        MetricsEvent::Chat(ChatEvent::SessionCompleted { meta, session_id, status }) => db.execute(
+            "UPDATE session_metrics SET completed_at=?2, status=?3, updated_at=?2 WHERE session_id=?1",
+            params![session_id, at(meta), status.as_str()],
+        ),
+        MetricsEvent::Chat(ChatEvent::MessageCountUpdated { meta, session_id, message_count }) => db.execute(
+            "UPDATE session_metrics SET message_count=?2, updated_at=?3 WHERE session_id=?1",
+            params![session_id, message_count, at(meta)],
+        ),
+        MetricsEvent::Chat(ChatEvent::RoundStarted { meta, round_id, session_id, model }) => db.execute(
+            "INSERT INTO round_metrics (round_id, session_id, model, started_at, status) VALUES (?1,?2,?3,?4,'running')",
+            params![round_id, session_id, model, at(meta)],
+        ),
+        MetricsEvent::Chat(ChatEvent::RoundCompleted { meta, round_id, status, usage, error, .. }) => db.execute(
+            "UPDATE round_metrics SET completed_at=?2, status=?3, prompt_tokens=?4, completion_tokens=?5,
+             total_tokens=?6, error=?7 WHERE round_id=?1",
+            params![
+                round_id,
+                at(meta),
+                status.as_str(),
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens,
+                error
+            ],
+        ),
+        MetricsEvent::Chat(ChatEvent::ToolCalled {
+            meta, tool_call_id, round_id, session_id, tool_name, latency_ms, success,
+        }) => db.execute(
+            "INSERT INTO tool_call_metrics VALUES (?1,?2,?3,?4,?5,?6,?7,NULL)",
+            params![
+                tool_call_id,
+                round_id,
+                session_id,
+                tool_name,
+                ts(meta.occurred_at - chrono::Duration::milliseconds(*latency_ms as i64)),
+                at(meta),
+                *success as i64
+            ],
+        ),
+        MetricsEvent::Forward(ForwardEvent::RequestStarted { meta, request_id, endpoint, model, is_stream }) => db
+            .execute(
+                "INSERT INTO forward_request_metrics (forward_id, endpoint, model, is_stream, started_at, updated_at)
+                 VALUES (?1,?2,?3,?4,?5,?5)",
+                params![request_id, endpoint, model, *is_stream as i64, at(meta)],
+            ),
+        MetricsEvent::Forward(ForwardEvent::RequestCompleted {
+            meta, request_id, status_code, status, usage, error, ..
+        }) => db.execute(
+            "UPDATE forward_request_metrics SET completed_at=?2, status_code=?3, status=?4, prompt_tokens=?5,
+             completion_tokens=?6, total_tokens=?7, error=?8, updated_at=?2 WHERE forward_id=?1",
+            params![
+                request_id,
+                at(meta),
+                status_code,
+                status.as_str(),
+                usage.map(|u| u.prompt_tokens),
+                usage.map(|u| u.completion_tokens),
+                usage.map(|u| u.total_tokens),
+                error
+            ],
+        ),
+        _ => Ok(0),
+    }
+    .unwrap();
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bamboo-otel-db-{tag}-{}", salt()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn otel_env(cmd: &mut Command, project: &str) {
+    cmd.env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4317")
+        .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", format!("{VM}/opentelemetry/v1/metrics"))
+        .env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf")
+        .env("OTEL_SERVICE_NAME", project)
+        .env("OTEL_RESOURCE_ATTRIBUTES", format!("openinference.project.name={project}"));
+}
+
+fn vm_sum(q: &str, want: f64) {
+    let mut last = None;
+    let ok = (0..240).any(|_| {
+        last = vm_value(q);
+        let ok = last == Some(want);
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        ok
+    });
+    assert!(ok, "{q}: want {want}, last {last:?}");
+}
+
+fn spans_exported(stderr: &str) -> u64 {
+    let s = stderr.lines().find(|l| l.contains(" spans exported")).unwrap_or_else(|| panic!("no summary: {stderr}"));
+    s[..s.find(" spans exported").unwrap()].rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Sessions with rounds, tools and failures, plus forwarded requests; no trace ids (the database has none).
+fn stream(salt: &str) -> Vec<MetricsEvent> {
+    let base = chrono::Utc::now() - chrono::Duration::minutes(20);
+    let mut events = Vec::new();
+    for n in 0..3 {
+        events.extend(bamboo_otel::demo::agent_session(base + chrono::Duration::seconds(n * 60)));
+    }
+    let t = |s: i64| (base + chrono::Duration::seconds(s)).timestamp_millis() - common::t0().timestamp_millis();
+    events.push(common::request_started("f1s", t(10), "f1", "openai.chat_completions", "gpt-4o", None));
+    let u = Some(common::usage(1200, 80));
+    events.push(common::request_completed("f1c", t(12), "f1", 200, ForwardStatus::Success, u, 2000, None));
+    events.push(common::request_started("f2s", t(20), "f2", "anthropic.messages", "claude", None));
+    let e = Some("upstream returned 429");
+    events.push(common::request_completed("f2c", t(21), "f2", 429, ForwardStatus::Error, None, 900, e));
+    fresh(&events, salt).iter().map(without_trace_id).collect()
+}
+
+fn without_trace_id(e: &MetricsEvent) -> MetricsEvent {
+    let mut v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+    for inner in v.as_object_mut().unwrap().values_mut() {
+        for body in inner.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+            body["meta"]["trace_id"] = serde_json::Value::Null;
+        }
+    }
+    MetricsEvent::from_json(&v.to_string()).unwrap()
+}
+
+fn event_path(events: &[MetricsEvent]) -> Output {
+    let mut tr = Translator::new(TranslateConfig { clock: TtlClock::EventTime, ..Default::default() });
+    let mut out = Output::new();
+    for e in events {
+        tr.process(e, chrono::Utc::now(), &mut out);
+    }
+    tr.finish(chrono::Utc::now(), &mut out);
+    out
+}
+
+fn build_db(path: &Path, events: &[MetricsEvent]) {
+    let db = Connection::open(path).unwrap();
+    db.pragma_update(None, "journal_mode", "wal").unwrap();
+    db.execute_batch(SCHEMA).unwrap();
+    for e in events {
+        apply(&db, e);
+    }
+}
+
+#[test]
+fn import_db_gives_the_same_spans_and_metrics_as_the_event_path() {
+    let salt = salt();
+    let project = format!("db-import-{salt}");
+    let events = stream(&salt);
+    let dir = tmpdir("import");
+    let db = dir.join("metrics.db");
+    build_db(&db, &events);
+    let mut cmd = Command::new(BIN);
+    cmd.arg("import-db").arg(&db);
+    otel_env(&mut cmd, &project);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let want = event_path(&events);
+    assert_eq!(spans_exported(&stderr), want.spans.len() as u64, "{stderr}");
+    let got = wait_for_spans(&project, want.spans.len());
+    assert_eq!(got.len(), want.spans.len());
+    for w in &want.spans {
+        let g = got.get(&w.span_id.to_string()).unwrap_or_else(|| panic!("{} {} missing", w.name, w.span_id));
+        assert_eq!(g["name"], w.name.as_str());
+        assert_eq!(g["trace_id"], w.trace_id.to_string().as_str(), "{}", w.name);
+        let parent = w.parent_span_id.map(|p| p.to_string()).unwrap_or_default();
+        assert_eq!(g["parent_span_id"].as_str().unwrap_or(""), parent, "{}", w.name);
+    }
+    let mut totals = MetricTotals::new();
+    totals.extend(&want.metrics);
+    for ty in ["input", "output"] {
+        let want = totals.total(Instrument::TokenUsage, &[("gen_ai.token.type", ty)]).sum;
+        vm_sum(
+            &format!("sum(gen_ai_client_token_usage_sum{{service_name=\"{project}\",gen_ai_token_type=\"{ty}\"}})"),
+            want,
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Another process writes the database in WAL mode, statement by statement, as an agent would.
+const WRITER: &str = r#"
+import sqlite3, sys, time
+path, salt, sessions = sys.argv[1], sys.argv[2], int(sys.argv[3])
+db = sqlite3.connect(path, isolation_level=None)
+db.execute("PRAGMA journal_mode=wal")
+def now():
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03d+00:00" % int((t % 1) * 1000)
+for s in range(sessions):
+    sid = f"s{s}-{salt}"
+    db.execute("INSERT INTO session_metrics (session_id, model, started_at, status, updated_at) VALUES (?,?,?,'running',?)", (sid, "gpt-4o", now(), now()))
+    for r in range(3):
+        rid = f"{sid}-r{r}"
+        db.execute("INSERT INTO round_metrics (round_id, session_id, model, started_at, status) VALUES (?,?,?,?,'running')", (rid, sid, "gpt-4o", now()))
+        for k in range(2):
+            tid = f"{rid}-t{k}"
+            db.execute("INSERT INTO tool_call_metrics (tool_call_id, round_id, session_id, tool_name, started_at) VALUES (?,?,?,?,?)", (tid, rid, sid, "Read", now()))
+            time.sleep(0.01)
+            db.execute("UPDATE tool_call_metrics SET completed_at=?, success=1 WHERE tool_call_id=?", (now(), tid))
+        p = 100 * (r + 1)
+        db.execute("UPDATE round_metrics SET completed_at=?, status='success', prompt_tokens=?, completion_tokens=?, total_tokens=? WHERE round_id=?", (now(), p, 10, p + 10, rid))
+    db.execute("UPDATE session_metrics SET completed_at=?, status='completed', updated_at=? WHERE session_id=?", (now(), now(), sid))
+    print(f"session {s} done", flush=True)
+"#;
+
+fn start_importer(db: &Path, state: &Path, project: &str) -> std::process::Child {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("import-db").arg(db).arg("--follow").arg("--state").arg(state).args(["--poll-ms", "100"]);
+    otel_env(&mut cmd, project);
+    cmd.env("OTEL_METRIC_EXPORT_INTERVAL", "1000").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+fn stop(child: std::process::Child) -> String {
+    assert!(Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    stderr
+}
+
+#[test]
+fn import_db_follow_keeps_up_with_a_concurrent_wal_writer_across_a_restart() {
+    let salt = salt();
+    let project = format!("db-follow-{salt}");
+    let dir = tmpdir("follow");
+    let (db, state) = (dir.join("metrics.db"), dir.join("state.json"));
+    build_db(&db, &[]);
+    const SESSIONS: usize = 6;
+    let importer = start_importer(&db, &state, &project);
+    let mut writer = Command::new("python3")
+        .args(["-c", WRITER])
+        .arg(&db)
+        .arg(&salt)
+        .arg(SESSIONS.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut progress = BufReader::new(writer.stdout.take().unwrap()).lines();
+    // Restart the importer while the writer is mid-way.
+    for _ in 0..2 {
+        progress.next().unwrap().unwrap();
+    }
+    let first = stop(importer);
+    let importer = start_importer(&db, &state, &project);
+    for line in progress {
+        line.unwrap();
+    }
+    assert!(writer.wait().unwrap().success());
+    // Spans per session: the session, 3 rounds, 6 tool calls.
+    let want = SESSIONS * (1 + 3 + 6);
+    let got = poll(90, "all spans in Phoenix", || {
+        let got = phoenix_spans(&project);
+        (got.len() >= want).then_some(got)
+    });
+    let second = stop(importer);
+    assert_eq!(got.len(), want);
+    assert_eq!(spans_exported(&first) + spans_exported(&second), want as u64, "none twice:\n{first}\n{second}");
+    let names: HashSet<&str> = got.values().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, HashSet::from(["invoke_agent bamboo", "chat gpt-4o", "execute_tool Read"]));
+    // Input tokens: 100 + 200 + 300 per session, counted once across both importer processes.
+    let q = format!("sum(gen_ai_client_token_usage_sum{{service_name=\"{project}\",gen_ai_token_type=\"input\"}})");
+    vm_sum(&q, (SESSIONS * 600) as f64);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_database_it_cannot_read_is_a_clear_error() {
+    let dir = tmpdir("bad");
+    // A table without a required column, as a different Bamboo version might write.
+    let old = dir.join("old.db");
+    let c = Connection::open(&old).unwrap();
+    c.execute_batch(
+        &SCHEMA.replace("status TEXT NOT NULL, prompt_tokens INTEGER\n  NOT NULL", "prompt_tokens INTEGER\n  NOT NULL"),
+    )
+    .unwrap();
+    drop(c);
+    let out = Command::new(BIN).arg("import-db").arg(&old).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("table round_metrics has no column status"), "{stderr}");
+    // Not a database at all.
+    let junk = dir.join("junk.db");
+    std::fs::write(&junk, vec![0x5a; 8192]).unwrap();
+    let out = Command::new(BIN).arg("import-db").arg(&junk).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("junk.db") && stderr.contains("SQLite"), "{stderr}");
+    // A bad row is reported with its table and rowid; the other rows still go out.
+    let rows = dir.join("rows.db");
+    build_db(&rows, &stream(&salt()));
+    Connection::open(&rows)
+        .unwrap()
+        .execute("UPDATE round_metrics SET started_at='last tuesday' WHERE rowid=2", [])
+        .unwrap();
+    let out = Command::new(BIN).args(["import-db", "--dry-run"]).arg(&rows).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("round_metrics rowid 2: started_at \"last tuesday\""), "{stderr}");
+    assert!(spans_exported(&stderr) > 0);
+    let _ = std::fs::remove_dir_all(dir);
+}
