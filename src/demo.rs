@@ -136,3 +136,88 @@ pub fn agent_session(start: DateTime<Utc>) -> Vec<MetricsEvent> {
     ev.push(SystemEvent::WorkerStopped.into());
     ev
 }
+
+/// The benchmark mix: `sessions` sessions of 5 rounds with 3 tool calls each and one forwarded request per
+/// round (37 events per session), sessions 2 s apart from `start`. Ids are fresh UUIDs; no trace ids.
+pub fn load_mix(sessions: usize, start: DateTime<Utc>) -> Vec<MetricsEvent> {
+    const TOOLS: [&str; 3] = ["Read", "Grep", "Bash"];
+    let meta = |t: DateTime<Utc>| EventMeta::at(uuid::Uuid::new_v4().to_string(), t, None);
+    let mut ev = Vec::with_capacity(sessions * 37);
+    for s in 0..sessions {
+        let t0 = start + Duration::seconds(2 * s as i64);
+        let session = uuid::Uuid::new_v4().to_string();
+        let model = "claude-sonnet-4-5";
+        ev.push(ChatEvent::SessionStarted { meta: meta(t0), session_id: session.clone(), model: model.into() }.into());
+        for r in 0..5i64 {
+            let rt = t0 + Duration::milliseconds(100 + r * 1_000);
+            let round = uuid::Uuid::new_v4().to_string();
+            ev.push(
+                ChatEvent::RoundStarted {
+                    meta: meta(rt),
+                    round_id: round.clone(),
+                    session_id: session.clone(),
+                    model: model.into(),
+                }
+                .into(),
+            );
+            let request = uuid::Uuid::new_v4().to_string();
+            ev.push(
+                ForwardEvent::RequestStarted {
+                    meta: meta(rt + Duration::milliseconds(5)),
+                    request_id: request.clone(),
+                    endpoint: "anthropic.messages".into(),
+                    model: model.into(),
+                    is_stream: true,
+                }
+                .into(),
+            );
+            ev.push(
+                ForwardEvent::RequestCompleted {
+                    meta: meta(rt + Duration::milliseconds(400)),
+                    request_id: request,
+                    status_code: 200,
+                    status: ForwardStatus::Success,
+                    usage: Some(usage(2_000 + r as u64 * 500, 120)),
+                    latency_ms: 395,
+                    error: None,
+                }
+                .into(),
+            );
+            for (k, tool) in TOOLS.iter().enumerate() {
+                ev.push(
+                    ChatEvent::ToolCalled {
+                        meta: meta(rt + Duration::milliseconds(500 + 100 * k as i64)),
+                        tool_call_id: uuid::Uuid::new_v4().to_string(),
+                        round_id: round.clone(),
+                        session_id: session.clone(),
+                        tool_name: (*tool).into(),
+                        latency_ms: 80,
+                        success: k != 2 || r != 3,
+                    }
+                    .into(),
+                );
+            }
+            ev.push(
+                ChatEvent::RoundCompleted {
+                    meta: meta(rt + Duration::milliseconds(900)),
+                    round_id: round,
+                    session_id: session.clone(),
+                    status: RoundStatus::Success,
+                    usage: usage(2_000 + r as u64 * 500, 120),
+                    latency_ms: 900,
+                    error: None,
+                }
+                .into(),
+            );
+        }
+        ev.push(
+            ChatEvent::SessionCompleted {
+                meta: meta(t0 + Duration::milliseconds(5_200)),
+                session_id: session,
+                status: SessionStatus::Completed,
+            }
+            .into(),
+        );
+    }
+    ev
+}

@@ -31,3 +31,13 @@ pub use bridge::{Bridge, BridgeBuilder, ShutdownReport};
 pub use config::{BuildError, ExporterKind, Protocol, Sampler};
 pub use events::{ChatEvent, EventMeta, ForwardEvent, MetricsEvent, SystemEvent};
 pub use translate::{Output, TranslateConfig, Translator};
+
+/// Not API: what the benchmarks need to measure the export floor. May change without notice.
+#[doc(hidden)]
+#[cfg(feature = "otel")]
+pub mod __bench {
+    /// A translator span as the SDK's `SpanData`, exactly as the exporter receives it.
+    pub fn span_data(s: &crate::translate::SpanRecord) -> opentelemetry_sdk::trace::SpanData {
+        crate::export::span_data(s, &crate::export::scope())
+    }
+}

@@ -73,7 +73,7 @@ fn assert_span_matches(want: &SpanRecord, got: &Value) {
     for kv in &want.attributes {
         let value = attrs.get(kv.key).unwrap_or_else(|| panic!("{ctx}: attribute {} missing", kv.key));
         match &kv.value {
-            AttrValue::Str(s) => assert_eq!(value, s.as_str(), "{ctx}: {}", kv.key),
+            AttrValue::Str(s) => assert_eq!(value, s.as_ref(), "{ctx}: {}", kv.key),
             AttrValue::I64(i) => {
                 assert_eq!(value.as_i64().or_else(|| value.as_str()?.parse().ok()), Some(*i), "{ctx}: {}", kv.key)
             }

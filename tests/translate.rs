@@ -14,7 +14,7 @@ use common::*;
 const W3C: &str = "404f9f791ad21786b89a5ca62f15e01d";
 
 fn s(v: &str) -> Option<AttrValue> {
-    Some(AttrValue::Str(v.into()))
+    Some(AttrValue::Str(v.to_owned().into()))
 }
 fn i(v: i64) -> Option<AttrValue> {
     Some(AttrValue::I64(v))

@@ -8,10 +8,12 @@
 //! with backoff per the OTLP spec (retryable codes, `Retry-After`) before reporting a failure.
 
 mod app_spans;
+mod shipper;
 mod worker;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -233,7 +235,8 @@ pub(crate) fn scope() -> InstrumentationScope {
 
 fn otel_value(v: &AttrValue) -> Value {
     match v {
-        AttrValue::Str(s) => Value::from(s.clone()),
+        AttrValue::Str(Cow::Borrowed(s)) => Value::from(*s),
+        AttrValue::Str(Cow::Owned(s)) => Value::from(s.clone()),
         AttrValue::I64(i) => Value::I64(*i),
         AttrValue::Bool(b) => Value::Bool(*b),
     }
@@ -302,6 +305,52 @@ pub(crate) fn data_points(rm: &ResourceMetrics) -> u64 {
         .sum()
 }
 
+/// Counter increments not yet handed to the SDK, summed per instrument and attribute set.
+#[derive(Default)]
+pub(crate) struct CounterBatch {
+    sums: HashMap<(Instrument, Vec<KeyValue>), i64, BuildHasherDefault<FxHasher>>,
+}
+
+impl CounterBatch {
+    /// Series held before the batch asks to be applied, so memory stays bounded under high cardinality.
+    pub(crate) const MAX_SERIES: usize = 4096;
+
+    fn add(&mut self, instrument: Instrument, attrs: Vec<KeyValue>, v: i64) {
+        *self.sums.entry((instrument, attrs)).or_default() += v;
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.sums.len() >= Self::MAX_SERIES
+    }
+}
+
+/// The rustc hasher (multiply-rotate): a fraction of SipHash's cost on short keys; nothing here is
+/// attacker-chosen beyond attribute values whose cardinality is capped upstream.
+#[derive(Default)]
+pub(crate) struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 enum Inst {
     Counter(Counter<u64>),
     UpDown(UpDownCounter<i64>),
@@ -312,7 +361,8 @@ enum Inst {
 pub(crate) struct Metrics {
     provider: SdkMeterProvider,
     reader: Arc<ManualReader>,
-    instruments: HashMap<Instrument, Inst>,
+    /// Indexed by `Instrument as usize` (the declaration order, which `Instrument::ALL` follows).
+    instruments: Vec<Inst>,
 }
 
 /// Lets the worker keep a handle on the `ManualReader` the provider owns.
@@ -363,24 +413,36 @@ impl Metrics {
                             .build(),
                     ),
                 };
-                (i, inst)
+                debug_assert_eq!(i as usize, Instrument::ALL.iter().position(|x| *x == i).unwrap());
+                inst
             })
             .collect();
         Metrics { provider, reader, instruments }
     }
 
-    pub(crate) fn record(&self, u: &MetricUpdate) {
-        let attrs = otel_attrs(&u.attributes);
-        match (&self.instruments[&u.instrument], u.value) {
-            (Inst::Counter(c), v) => c.add(v.as_f64() as u64, &attrs),
-            (Inst::UpDown(c), MetricValue::I64(v)) => c.add(v, &attrs),
-            (Inst::UpDown(c), v) => c.add(v.as_f64() as i64, &attrs),
-            (Inst::Histogram(h), v) => h.record(v.as_f64(), &attrs),
+    /// Records an update: histograms at once, counter increments summed in `batch` per attribute set (the SDK
+    /// hashes the attributes on every call; a few thousand events usually touch a few dozen series).
+    pub(crate) fn record(&self, u: MetricUpdate, batch: &mut CounterBatch) {
+        match (&self.instruments[u.instrument as usize], u.value) {
+            (Inst::Histogram(h), v) => h.record(v.as_f64(), &otel_attrs(&u.attributes)),
+            (_, MetricValue::I64(v)) => batch.add(u.instrument, u.attributes, v),
+            (_, v) => batch.add(u.instrument, u.attributes, v.as_f64() as i64),
+        }
+    }
+
+    /// Hands the summed counter increments to the SDK; call before collecting.
+    pub(crate) fn apply(&self, batch: &mut CounterBatch) {
+        for ((instrument, attrs), v) in batch.sums.drain() {
+            match &self.instruments[instrument as usize] {
+                Inst::Counter(c) => c.add(v.max(0) as u64, &otel_attrs(&attrs)),
+                Inst::UpDown(c) => c.add(v, &otel_attrs(&attrs)),
+                Inst::Histogram(_) => {}
+            }
         }
     }
 
     pub(crate) fn count(&self, instrument: Instrument, n: u64, attrs: &[(&'static str, &str)]) {
-        if let Inst::Counter(c) = &self.instruments[&instrument] {
+        if let Inst::Counter(c) = &self.instruments[instrument as usize] {
             let attrs: Vec<OtelKv> = attrs.iter().map(|(k, v)| OtelKv::new(*k, v.to_string())).collect();
             c.add(n, &attrs);
         }

@@ -1,7 +1,11 @@
-//! The worker thread: owns the translator and the export pipeline, fed by the bridge's bounded queue.
+//! The worker thread: owns the translator, fed by the bridge's bounded queue, and hands finished spans and
+//! metric collections to the export thread ([`super::shipper`]).
 //!
-//! The caller's side never waits on it: `record` is a `try_send`. The worker runs its own current-thread tokio
-//! runtime, entered only while an export is in flight, so callers need no runtime and cannot deadlock it.
+//! The caller's side never waits on it: `record` is a `try_send`. Translation and export run on two threads,
+//! so a slow backend never slows translation; at most [`MAX_IN_FLIGHT`] span batches are out at once. When the
+//! pending buffer is full while the backend is healthy, the worker stops taking events (the queue then fills
+//! and `record` drops at the edge, counted, while `record_wait` waits); during an outage it keeps translating
+//! and the oldest pending spans are dropped, counted as `export_failed`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -10,17 +14,19 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 
-use super::{metric_sink, resource, scope, span_data, span_sink, MetricSink, Metrics, SpanSink};
+use super::shipper::{Done, Job, Pending, Shipper};
+use super::{metric_sink, resource, scope, span_sink, CounterBatch, MetricSink, Metrics, SpanSink};
 use crate::bridge::{Shared, ShutdownReport};
 use crate::config::{BuildError, Settings};
-use crate::console::{render_tree, MetricTotals};
+use crate::console::MetricTotals;
 use crate::events::MetricsEvent;
 use crate::semconv::{self as sc, Instrument};
-use crate::translate::{Output, SpanRecord, Translator};
+use crate::translate::{Output, Translator};
+
+/// Span batches out at once: one being sent, one ready behind it.
+const MAX_IN_FLIGHT: usize = 2;
 
 pub(crate) enum Control {
     Flush(Sender<()>),
@@ -36,7 +42,7 @@ pub(crate) struct WorkerHandle {
     pub thread: JoinHandle<()>,
 }
 
-/// Starts the worker; returns once its exporters are built (or failed to build).
+/// Starts the worker and the export thread; returns once the exporters are built (or failed to build).
 pub(crate) fn spawn(settings: Settings, shared: Arc<Shared>) -> Result<WorkerHandle, BuildError> {
     let (events, rx) = mpsc::sync_channel(settings.queue_size);
     let (app_spans, arx) = mpsc::sync_channel(settings.queue_size);
@@ -66,16 +72,20 @@ pub(crate) fn spawn(settings: Settings, shared: Arc<Shared>) -> Result<WorkerHan
 }
 
 struct Worker {
-    rt: tokio::runtime::Runtime,
     settings: Settings,
     translator: Translator,
     out: Output,
-    spans: SpanSink,
-    metric_sink: MetricSink,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
+    counters: CounterBatch,
+    console_metrics: bool,
+    otlp_metrics: bool,
     console_totals: MetricTotals,
-    scope: opentelemetry::InstrumentationScope,
     pending: VecDeque<Pending>,
+    jobs: Option<Sender<Job>>,
+    done: Receiver<Done>,
+    /// Sizes of the span batches out, oldest first (the export thread answers in order).
+    in_flight: VecDeque<usize>,
+    metrics_in_flight: bool,
     app_spans_dropped_seen: u64,
     shared: Arc<Shared>,
     report: ShutdownReport,
@@ -103,25 +113,38 @@ impl Worker {
             exporter.set_resource(&resource);
         }
         let temporality = match &metric_sink {
-            MetricSink::Otlp(e) => e.temporality(),
-            _ => Temporality::Cumulative,
+            MetricSink::Otlp(e) => opentelemetry_sdk::metrics::exporter::PushMetricExporter::temporality(e),
+            _ => opentelemetry_sdk::metrics::Temporality::Cumulative,
         };
-        let metrics = Metrics::new(resource, temporality);
+        let metrics = Arc::new(Metrics::new(resource, temporality));
+        let console_metrics = matches!(metric_sink, MetricSink::Console);
+        let otlp_metrics = matches!(metric_sink, MetricSink::Otlp(_));
+        let (jobs, job_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let shipper = Shipper { rt, spans, metric_sink, metrics: metrics.clone(), scope: scope() };
+        let final_timeout = settings.export_timeout;
+        std::thread::Builder::new()
+            .name("bamboo-otel-export".into())
+            .spawn(move || shipper.run(job_rx, done_tx, final_timeout))
+            .map_err(|e| BuildError::Pipeline(format!("could not spawn the export thread: {e}")))?;
         Ok(Worker {
-            rt,
             translator: Translator::new(settings.translate.clone()),
             settings,
             out: Output::new(),
-            spans,
-            metric_sink,
             metrics,
+            counters: CounterBatch::default(),
+            console_metrics,
+            otlp_metrics,
             console_totals: MetricTotals::new(),
-            scope: scope(),
             pending: VecDeque::new(),
+            jobs: Some(jobs),
+            done,
+            in_flight: VecDeque::new(),
+            metrics_in_flight: false,
+            app_spans_dropped_seen: 0,
             shared,
             report: ShutdownReport::default(),
             queue_full_seen: 0,
-            app_spans_dropped_seen: 0,
             trace_outage: false,
             metric_outage: false,
         })
@@ -134,40 +157,50 @@ impl Worker {
         let mut next_metrics = Instant::now() + self.settings.metric_interval;
         let mut next_tick = Instant::now() + tick_every;
         loop {
+            self.take_results(None);
             let deadline = next_spans.min(next_metrics).min(next_tick);
             let wait = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(25));
-            match rx.recv_timeout(wait) {
-                Ok(event) => {
-                    self.handle(&event);
-                    // Drain what is already queued before looking at timers: one wakeup, many events.
-                    for event in rx.try_iter().take(4096) {
+            if self.backpressured() {
+                // Healthy backend, full buffer: wait for an export to finish instead of taking more events.
+                self.take_results(Some(wait));
+            } else {
+                match rx.recv_timeout(wait) {
+                    Ok(event) => {
                         self.handle(&event);
+                        // Drain what is already queued before looking at timers: one wakeup, many events.
+                        for event in rx.try_iter().take(4096) {
+                            self.handle(&event);
+                            if self.pending.len() >= self.settings.batch_size {
+                                self.dispatch(false);
+                                if self.backpressured() {
+                                    break;
+                                }
+                            }
+                        }
                     }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    // Every handle is gone without an explicit shutdown: shut down with a default bound.
-                    self.shutdown(&rx, Duration::from_secs(5));
-                    return;
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => {
+                        // Every handle is gone without an explicit shutdown: shut down with a default bound.
+                        self.shutdown(&rx, &arx, Duration::from_secs(5));
+                        return;
+                    }
                 }
             }
             self.take_app_spans(&arx);
             self.note_queue_drops();
-            if self.pending.len() >= self.settings.batch_size {
-                self.export_spans(false, None);
-            }
+            self.dispatch(false);
             while let Ok(c) = crx.try_recv() {
                 match c {
                     Control::Flush(reply) => {
                         self.drain_queue(&rx, None);
                         self.take_app_spans(&arx);
-                        self.export_spans(true, None);
-                        self.export_metrics(None);
+                        self.dispatch(true);
+                        self.export_metrics();
+                        self.wait_idle(None);
                         let _ = reply.send(());
                     }
                     Control::Shutdown(timeout, reply) => {
-                        self.take_app_spans(&arx);
-                        let report = self.shutdown(&rx, timeout);
+                        let report = self.shutdown(&rx, &arx, timeout);
                         let _ = reply.send(report);
                         return;
                     }
@@ -180,14 +213,19 @@ impl Worker {
                 next_tick = now + tick_every;
             }
             if now >= next_spans {
-                self.export_spans(true, None);
+                self.dispatch(true);
                 next_spans = Instant::now() + self.settings.schedule_delay;
             }
             if now >= next_metrics {
-                self.export_metrics(None);
+                self.export_metrics();
                 next_metrics = Instant::now() + self.settings.metric_interval;
             }
         }
+    }
+
+    /// The buffer is full and the backend is taking batches: translating more would only drop spans.
+    fn backpressured(&self) -> bool {
+        self.pending.len() >= self.settings.max_pending_spans && !self.trace_outage
     }
 
     fn handle(&mut self, event: &MetricsEvent) {
@@ -211,10 +249,13 @@ impl Worker {
         // Hand the (empty) vector back so its capacity is reused.
         self.out.spans = spans;
         for m in self.out.metrics.drain(..) {
-            if matches!(self.metric_sink, MetricSink::Console) {
+            if self.console_metrics {
                 self.console_totals.record(&m);
             }
-            self.metrics.record(&m);
+            self.metrics.record(m, &mut self.counters);
+        }
+        if self.counters.is_full() {
+            self.metrics.apply(&mut self.counters);
         }
     }
 
@@ -223,7 +264,8 @@ impl Worker {
         if self.pending.len() > self.settings.max_pending_spans {
             self.pending.pop_front();
             self.report.spans_dropped += 1;
-            self.metrics.count(Instrument::BridgeSpansDropped, 1, &[(sc::REASON, "buffer_full")]);
+            let reason = if self.trace_outage { "export_failed" } else { "buffer_full" };
+            self.metrics.count(Instrument::BridgeSpansDropped, 1, &[(sc::REASON, reason)]);
         }
     }
 
@@ -259,103 +301,129 @@ impl Worker {
         }
     }
 
+    /// Translates what is queued, dispatching full batches as they fill and waiting for the export thread when
+    /// it is busy: the queue can hold more events than the pending buffer holds spans.
     fn drain_queue(&mut self, rx: &Receiver<MetricsEvent>, deadline: Option<Instant>) {
         while deadline.map_or(true, |d| Instant::now() < d) {
+            if self.backpressured() {
+                self.take_results(Some(remaining(deadline, Duration::from_millis(25))));
+                self.dispatch(false);
+                continue;
+            }
             match rx.try_recv() {
                 Ok(event) => self.handle(&event),
                 Err(_) => break,
             }
+            if self.pending.len() >= self.settings.batch_size {
+                self.take_results(None);
+                self.dispatch(false);
+            }
         }
     }
 
-    /// Exports pending spans: every full batch, or everything when `all`. A failed batch goes back to the front
-    /// of the buffer for the next attempt (the exporter has already retried it with backoff).
-    fn export_spans(&mut self, all: bool, deadline: Option<Instant>) {
-        while !self.pending.is_empty() && (all || self.pending.len() >= self.settings.batch_size) {
+    /// Sends pending spans to the export thread: full batches, or everything when `all`, while fewer than
+    /// [`MAX_IN_FLIGHT`] batches are out (one during an outage, so a dead backend is not hammered).
+    fn dispatch(&mut self, all: bool) {
+        let limit = if self.trace_outage { 1 } else { MAX_IN_FLIGHT };
+        while self.in_flight.len() < limit
+            && !self.pending.is_empty()
+            && (all || self.pending.len() >= self.settings.batch_size)
+        {
+            let Some(jobs) = &self.jobs else { return };
             let n = self.pending.len().min(self.settings.batch_size);
             let batch: Vec<Pending> = self.pending.drain(..n).collect();
-            let timeout = remaining(deadline, self.settings.export_timeout);
-            let result = match &self.spans {
-                SpanSink::None => Ok(()),
-                SpanSink::Console => {
-                    print_console(&batch);
-                    Ok(())
-                }
-                SpanSink::Otlp(exporter) => {
-                    let data = batch.iter().map(|s| s.to_span_data(&self.scope)).collect();
-                    match self.rt.block_on(async { tokio::time::timeout(timeout, exporter.export(data)).await }) {
-                        Ok(Ok(())) => Ok(()),
-                        Ok(Err(e)) => Err(("export_error", e.to_string())),
-                        Err(_) => Err(("timeout", format!("no answer within {timeout:?}"))),
-                    }
-                }
-            };
-            match result {
-                Ok(()) => {
-                    self.report.spans_exported += batch.len() as u64;
-                    if self.trace_outage {
-                        tracing::info!(target: "bamboo_otel", "span export recovered");
-                        self.trace_outage = false;
-                    }
-                }
-                Err((reason, message)) => {
-                    self.report.span_export_failures += 1;
-                    self.metrics.count(
-                        Instrument::BridgeExportFailures,
-                        1,
-                        &[("signal", "traces"), (sc::REASON, reason)],
-                    );
-                    if !self.trace_outage {
-                        tracing::warn!(target: "bamboo_otel", reason, %message, "span export failed; keeping spans for retry (logged once per outage)");
-                        self.trace_outage = true;
-                    }
-                    for span in batch.into_iter().rev() {
-                        self.pending.push_front(span);
-                    }
-                    while self.pending.len() > self.settings.max_pending_spans {
-                        self.pending.pop_front();
-                        self.report.spans_dropped += 1;
-                        self.metrics.count(Instrument::BridgeSpansDropped, 1, &[(sc::REASON, "export_failed")]);
-                    }
-                    return;
-                }
+            if jobs.send(Job::Spans(batch, self.settings.export_timeout)).is_err() {
+                return;
             }
+            self.in_flight.push_back(n);
+        }
+    }
+
+    fn export_metrics(&mut self) {
+        if self.console_metrics {
+            print!("== metrics\n{}", self.console_totals.render());
+        }
+        if !self.otlp_metrics || self.metrics_in_flight {
+            return;
+        }
+        // The export thread collects after it gets the job, so everything summed so far is in.
+        self.metrics.apply(&mut self.counters);
+        if let Some(jobs) = &self.jobs {
+            if jobs.send(Job::Metrics(self.settings.export_timeout)).is_ok() {
+                self.metrics_in_flight = true;
+            }
+        }
+    }
+
+    /// Applies finished export jobs: without waiting (`None`), or waiting up to `wait` for the first one.
+    fn take_results(&mut self, wait: Option<Duration>) {
+        if let Some(wait) = wait {
+            if self.in_flight.is_empty() && !self.metrics_in_flight {
+                return;
+            }
+            match self.done.recv_timeout(wait) {
+                Ok(d) => self.apply(d),
+                Err(_) => return,
+            }
+        }
+        while let Ok(d) = self.done.try_recv() {
+            self.apply(d);
+        }
+    }
+
+    /// Waits until nothing is in flight (or the deadline passes), dispatching what is pending as room frees up.
+    fn wait_idle(&mut self, deadline: Option<Instant>) {
+        while !self.in_flight.is_empty() || self.metrics_in_flight {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return;
             }
+            self.take_results(Some(remaining(deadline, self.settings.export_timeout + Duration::from_secs(1))));
+            // After a failure the batch is back in `pending`: try it again while time remains.
+            self.dispatch(true);
         }
     }
 
-    fn export_metrics(&mut self, deadline: Option<Instant>) {
-        let timeout = remaining(deadline, self.settings.export_timeout);
-        let result = match &self.metric_sink {
-            MetricSink::None => return,
-            MetricSink::Console => {
-                print!("== metrics\n{}", self.console_totals.render());
-                return;
+    fn apply(&mut self, done: Done) {
+        match done {
+            Done::Spans(Ok(n)) => {
+                self.in_flight.pop_front();
+                self.report.spans_exported += n as u64;
+                if self.trace_outage {
+                    tracing::info!(target: "bamboo_otel", "span export recovered");
+                    self.trace_outage = false;
+                }
             }
-            MetricSink::Otlp(exporter) => match self.metrics.collect() {
-                Err(e) => Err(("collect_error", e)),
-                Ok(rm) => match self.rt.block_on(async { tokio::time::timeout(timeout, exporter.export(&rm)).await }) {
-                    Ok(Ok(())) => {
-                        self.report.metric_points_exported = super::data_points(&rm);
-                        Ok(())
-                    }
-                    Ok(Err(e)) => Err(("export_error", e.to_string())),
-                    Err(_) => Err(("timeout", format!("no answer within {timeout:?}"))),
-                },
-            },
-        };
-        match result {
-            Ok(()) => {
+            Done::Spans(Err((batch, (reason, message)))) => {
+                self.in_flight.pop_front();
+                self.report.span_export_failures += 1;
+                self.metrics.count(Instrument::BridgeExportFailures, 1, &[("signal", "traces"), (sc::REASON, reason)]);
+                if !self.trace_outage {
+                    tracing::warn!(target: "bamboo_otel", reason, %message, "span export failed; keeping spans for retry (logged once per outage)");
+                    self.trace_outage = true;
+                }
+                // The batch goes back in front (the exporter already retried it with backoff); beyond the buffer's
+                // bound the oldest spans are dropped.
+                for span in batch.into_iter().rev() {
+                    self.pending.push_front(span);
+                }
+                while self.pending.len() > self.settings.max_pending_spans {
+                    self.pending.pop_front();
+                    self.report.spans_dropped += 1;
+                    self.metrics.count(Instrument::BridgeSpansDropped, 1, &[(sc::REASON, "export_failed")]);
+                }
+            }
+            Done::Metrics(Ok(points)) => {
+                self.metrics_in_flight = false;
                 self.report.metric_exports += 1;
+                self.report.metric_points_exported = points;
                 self.report.metrics_unsent = false;
                 if self.metric_outage {
                     tracing::info!(target: "bamboo_otel", "metric export recovered");
                     self.metric_outage = false;
                 }
             }
-            Err((reason, message)) => {
+            Done::Metrics(Err((reason, message))) => {
+                self.metrics_in_flight = false;
                 self.report.metric_export_failures += 1;
                 self.report.metrics_unsent = true;
                 self.metrics.count(Instrument::BridgeExportFailures, 1, &[("signal", "metrics"), (sc::REASON, reason)]);
@@ -367,65 +435,40 @@ impl Worker {
         }
     }
 
-    fn shutdown(&mut self, rx: &Receiver<MetricsEvent>, timeout: Duration) -> ShutdownReport {
+    fn shutdown(&mut self, rx: &Receiver<MetricsEvent>, arx: &Receiver<SpanData>, timeout: Duration) -> ShutdownReport {
         let deadline = Instant::now() + timeout;
+        self.take_app_spans(arx);
         self.drain_queue(rx, Some(deadline));
         if self.settings.flush_open_on_shutdown {
             self.translator.finish(chrono::Utc::now(), &mut self.out);
         }
         self.drain_out();
         self.note_queue_drops();
-        self.export_spans(true, Some(deadline));
-        self.export_metrics(Some(deadline));
-        let left = self.pending.len() as u64;
-        if left > 0 {
-            self.report.spans_dropped += left;
-            self.report.timed_out = Instant::now() >= deadline;
-            tracing::warn!(target: "bamboo_otel", spans = left, "shutdown: spans could not be exported and are dropped");
+        self.dispatch(true);
+        self.wait_idle(Some(deadline));
+        // Metrics last, so they include every count made above.
+        self.export_metrics();
+        self.wait_idle(Some(deadline));
+        let unsent = self.pending.len() as u64;
+        // Batches still out at the deadline: their fate is unknown, so they are reported as not exported.
+        let unconfirmed: u64 = self.in_flight.iter().map(|&n| n as u64).sum();
+        if unsent + unconfirmed > 0 {
+            self.report.spans_dropped += unsent + unconfirmed;
+            tracing::warn!(target: "bamboo_otel", unsent, unconfirmed, "shutdown: spans could not be exported in time and are counted as dropped");
         }
+        if self.metrics_in_flight {
+            self.report.metrics_unsent = true;
+        }
+        self.report.timed_out = (unsent > 0 || unconfirmed > 0 || self.metrics_in_flight) && Instant::now() >= deadline;
         let stats = self.translator.stats();
         self.report.events_received = stats.events;
         self.report.events_rejected = stats.duplicates + stats.already_ended;
         self.report.events_dropped = self.shared.queue_full.load(Ordering::Relaxed);
         self.metrics.shutdown();
-        if let SpanSink::Otlp(e) = &mut self.spans {
-            let _ = e.shutdown_with_timeout(remaining(Some(deadline), Duration::from_millis(100)));
-        }
+        // Closing the job channel lets the export thread shut its exporters down and exit on its own; it is not
+        // joined, so a backend stalled past the deadline cannot hold the caller.
+        self.jobs = None;
         self.report.clone()
-    }
-}
-
-/// A span waiting for export: one of Bamboo's, or one of the application's own.
-enum Pending {
-    Bamboo(SpanRecord),
-    App(Box<SpanData>),
-}
-
-impl Pending {
-    fn to_span_data(&self, scope: &opentelemetry::InstrumentationScope) -> SpanData {
-        match self {
-            Pending::Bamboo(s) => span_data(s, scope),
-            Pending::App(s) => (**s).clone(),
-        }
-    }
-}
-
-/// Bamboo spans as a tree; application spans one line each.
-fn print_console(batch: &[Pending]) {
-    let bamboo: Vec<SpanRecord> = batch
-        .iter()
-        .filter_map(|p| match p {
-            Pending::Bamboo(s) => Some(s.clone()),
-            Pending::App(_) => None,
-        })
-        .collect();
-    if !bamboo.is_empty() {
-        print!("{}", render_tree(&bamboo));
-    }
-    for p in batch {
-        if let Pending::App(s) = p {
-            println!("app span {} trace={} span={}", s.name, s.span_context.trace_id(), s.span_context.span_id());
-        }
     }
 }
 

@@ -255,13 +255,13 @@ impl Translator {
 
         let model = run.model.as_deref().or(s.model.as_deref());
         let mut attrs = Vec::with_capacity(14);
-        attrs.push(KeyValue::new(sc::GEN_AI_OPERATION_NAME, sc::OP_INVOKE_AGENT));
-        attrs.push(KeyValue::new(sc::GEN_AI_AGENT_NAME, sc::AGENT_NAME));
+        attrs.push(KeyValue::fixed(sc::GEN_AI_OPERATION_NAME, sc::OP_INVOKE_AGENT));
+        attrs.push(KeyValue::fixed(sc::GEN_AI_AGENT_NAME, sc::AGENT_NAME));
         attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, s.session_id.as_str()));
         if let Some(model) = model {
             attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, model));
             if let Some(p) = genai::provider_from_model(model) {
-                attrs.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, p));
+                attrs.push(KeyValue::fixed(sc::GEN_AI_PROVIDER_NAME, p));
             }
         }
         attrs.push(KeyValue::new(sc::BAMBOO_SESSION_ID, s.session_id.as_str()));
@@ -275,14 +275,14 @@ impl Translator {
             Some(st) => {
                 attrs.push(KeyValue::new(sc::BAMBOO_SESSION_STATUS, st.as_str()));
                 if *st == SessionStatus::Error {
-                    attrs.push(KeyValue::new(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
+                    attrs.push(KeyValue::fixed(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
                     error_status("session ended with status error", cfg_max, &mut attrs)
                 } else {
                     SpanStatus::Unset
                 }
             }
             None => {
-                attrs.push(KeyValue::new(sc::ERROR_TYPE, sc::ERROR_INCOMPLETE));
+                attrs.push(KeyValue::fixed(sc::ERROR_TYPE, sc::ERROR_INCOMPLETE));
                 SpanStatus::Error(sc::ERROR_INCOMPLETE.to_owned())
             }
         };
@@ -410,9 +410,9 @@ impl Translator {
         let incomplete = incomplete || round.start.is_none() || round.completion.is_none();
 
         let mut attrs = Vec::with_capacity(16);
-        attrs.push(KeyValue::new(sc::GEN_AI_OPERATION_NAME, sc::OP_CHAT));
+        attrs.push(KeyValue::fixed(sc::GEN_AI_OPERATION_NAME, sc::OP_CHAT));
         if let Some(p) = provider {
-            attrs.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, p));
+            attrs.push(KeyValue::fixed(sc::GEN_AI_PROVIDER_NAME, p));
         }
         if let Some(m) = &model {
             attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, m.as_str()));
@@ -429,7 +429,7 @@ impl Translator {
                 attrs.push(KeyValue::new(sc::GEN_AI_USAGE_OUTPUT_TOKENS, done.usage.completion_tokens));
                 attrs.push(KeyValue::new(sc::BAMBOO_USAGE_TOTAL_TOKENS, done.usage.total_tokens));
                 let status = if done.status == RoundStatus::Error {
-                    attrs.push(KeyValue::new(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
+                    attrs.push(KeyValue::fixed(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
                     error_status(done.error.as_deref().unwrap_or("round failed"), max_err, &mut attrs)
                 } else {
                     SpanStatus::Unset
@@ -441,7 +441,7 @@ impl Translator {
                 (start.min(done.at), done.at, status)
             }
             None => {
-                attrs.push(KeyValue::new(sc::ERROR_TYPE, sc::ERROR_INCOMPLETE));
+                attrs.push(KeyValue::fixed(sc::ERROR_TYPE, sc::ERROR_INCOMPLETE));
                 let start = round.start.expect("a round entry has a start or a completion");
                 let end = end.unwrap_or(round.last_seen).max(start);
                 (start, end, SpanStatus::Error(sc::ERROR_INCOMPLETE.to_owned()))
@@ -453,7 +453,7 @@ impl Translator {
             let mut base = genai_metric_attrs(sc::OP_CHAT, model.as_deref(), provider);
             token_metrics(&base, done.usage.prompt_tokens, done.usage.completion_tokens, out);
             if done.status == RoundStatus::Error {
-                base.push(KeyValue::new(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
+                base.push(KeyValue::fixed(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
             }
             out.metric(Instrument::OperationDuration, MetricValue::F64(seconds(done.latency_ms)), base);
             let mut counter = vec![KeyValue::new(sc::BAMBOO_ROUND_STATUS, done.status.as_str())];
@@ -502,7 +502,7 @@ impl Translator {
         let s = self.sessions.get_mut(&skey).expect("touched");
         let trace = s.trace_for_emit();
         let mut attrs = Vec::with_capacity(10);
-        attrs.push(KeyValue::new(sc::GEN_AI_OPERATION_NAME, sc::OP_EXECUTE_TOOL));
+        attrs.push(KeyValue::fixed(sc::GEN_AI_OPERATION_NAME, sc::OP_EXECUTE_TOOL));
         attrs.push(KeyValue::new(sc::GEN_AI_TOOL_NAME, tool_name));
         attrs.push(KeyValue::new(sc::GEN_AI_TOOL_CALL_ID, tool_call_id));
         attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, s.session_id.as_str()));
@@ -512,7 +512,7 @@ impl Translator {
         let status = if success {
             SpanStatus::Unset
         } else {
-            attrs.push(KeyValue::new(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
+            attrs.push(KeyValue::fixed(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
             SpanStatus::Error("tool call failed".to_owned())
         };
         common_attrs(&trace, false, &mut attrs);

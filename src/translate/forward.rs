@@ -116,7 +116,7 @@ impl Translator {
         let mut attrs = Vec::with_capacity(14);
         attrs.push(KeyValue::new(sc::GEN_AI_OPERATION_NAME, operation));
         if let Some(p) = provider {
-            attrs.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, p));
+            attrs.push(KeyValue::fixed(sc::GEN_AI_PROVIDER_NAME, p));
         }
         if let Some(m) = model {
             attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, m));
@@ -148,7 +148,7 @@ impl Translator {
                 (start.min(done.at), done.at, status)
             }
             None => {
-                attrs.push(KeyValue::new(sc::ERROR_TYPE, sc::ERROR_INCOMPLETE));
+                attrs.push(KeyValue::fixed(sc::ERROR_TYPE, sc::ERROR_INCOMPLETE));
                 let start = req.start.as_ref().expect("a request entry has a start or a completion").at;
                 let end = end.unwrap_or(req.last_seen).max(start);
                 (start, end, SpanStatus::Error(sc::ERROR_INCOMPLETE.to_owned()))

@@ -35,6 +35,20 @@ pub fn operation_from_endpoint(endpoint: &str) -> &str {
     }
 }
 
+/// The operation as a `'static` string when it is one of the known ones (no allocation per attribute).
+pub fn known_operation(op: &str) -> Option<&'static str> {
+    [
+        sc::OP_CHAT,
+        sc::OP_TEXT_COMPLETION,
+        sc::OP_GENERATE_CONTENT,
+        sc::OP_EXECUTE_TOOL,
+        sc::OP_INVOKE_AGENT,
+        "embeddings",
+    ]
+    .into_iter()
+    .find(|k| *k == op)
+}
+
 /// `"{operation} {model}"`, or just the operation when the model is unknown or empty.
 pub fn span_name(operation: &str, model: Option<&str>) -> String {
     match model {

@@ -48,7 +48,6 @@ pub mod genai;
 mod open;
 mod record;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -112,9 +111,9 @@ pub struct TranslatorStats {
 #[derive(Debug)]
 pub struct Translator {
     cfg: TranslateConfig,
-    sessions: HashMap<u64, chat::Session>,
-    rounds: HashMap<u64, chat::Round>,
-    requests: HashMap<u64, forward::Request>,
+    sessions: open::KeyMap<chat::Session>,
+    rounds: open::KeyMap<chat::Round>,
+    requests: open::KeyMap<forward::Request>,
     lru: LruIndex,
     seen_events: BoundedSet,
     /// Span ids of rounds, tool calls and requests already emitted, so late duplicates are not emitted again.
@@ -131,9 +130,9 @@ impl Translator {
             seen_events: BoundedSet::new(cfg.dedupe_window),
             ended: BoundedSet::new(cfg.dedupe_window),
             cfg,
-            sessions: HashMap::new(),
-            rounds: HashMap::new(),
-            requests: HashMap::new(),
+            sessions: open::KeyMap::default(),
+            rounds: open::KeyMap::default(),
+            requests: open::KeyMap::default(),
             lru: LruIndex::default(),
             high_water: None,
             stats: TranslatorStats::default(),
@@ -161,7 +160,7 @@ impl Translator {
     /// Translates one event, appending what it finishes to `out`, then evicts what has been idle too long.
     pub fn process(&mut self, event: &MetricsEvent, now: DateTime<Utc>, out: &mut Output) {
         self.stats.events += 1;
-        out.count(Instrument::BridgeEvents, 1, vec![KeyValue::new(sc::BAMBOO_OTEL_KIND, event.kind().as_str())]);
+        out.count(Instrument::BridgeEvents, 1, vec![KeyValue::fixed(sc::BAMBOO_OTEL_KIND, event.kind().as_str())]);
         if let Some(meta) = event.meta() {
             let key = SpanId::derive("event", &meta.event_id).to_u64();
             if !self.seen_events.insert(key) {
@@ -228,7 +227,7 @@ impl Translator {
             sc::REJECT_ALREADY_ENDED => self.stats.already_ended += 1,
             _ => {}
         }
-        out.count(Instrument::BridgeRejected, 1, vec![KeyValue::new(sc::REASON, reason)]);
+        out.count(Instrument::BridgeRejected, 1, vec![KeyValue::fixed(sc::REASON, reason)]);
     }
 
     /// The last touch and seq of an entry, if it still exists.
@@ -286,7 +285,7 @@ impl Translator {
         };
         if emitted {
             self.stats.evicted += 1;
-            out.count(Instrument::BridgeEvicted, 1, vec![KeyValue::new(sc::REASON, reason)]);
+            out.count(Instrument::BridgeEvicted, 1, vec![KeyValue::fixed(sc::REASON, reason)]);
         }
     }
 
@@ -337,14 +336,17 @@ fn error_status(text: &str, max: usize, attrs: &mut Vec<KeyValue>) -> SpanStatus
 }
 
 /// Metric attributes common to GenAI client metrics.
-fn genai_metric_attrs(operation: &str, model: Option<&str>, provider: Option<&str>) -> Vec<KeyValue> {
+fn genai_metric_attrs(operation: &str, model: Option<&str>, provider: Option<&'static str>) -> Vec<KeyValue> {
     let mut attrs = Vec::with_capacity(4);
-    attrs.push(KeyValue::new(sc::GEN_AI_OPERATION_NAME, operation));
+    attrs.push(match genai::known_operation(operation) {
+        Some(op) => KeyValue::fixed(sc::GEN_AI_OPERATION_NAME, op),
+        None => KeyValue::new(sc::GEN_AI_OPERATION_NAME, operation),
+    });
     if let Some(model) = model {
         attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, model));
     }
     if let Some(provider) = provider {
-        attrs.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, provider));
+        attrs.push(KeyValue::fixed(sc::GEN_AI_PROVIDER_NAME, provider));
     }
     attrs
 }
@@ -353,7 +355,7 @@ fn genai_metric_attrs(operation: &str, model: Option<&str>, provider: Option<&st
 fn token_metrics(base: &[KeyValue], input: u64, output: u64, out: &mut Output) {
     for (kind, n) in [(sc::TOKEN_TYPE_INPUT, input), (sc::TOKEN_TYPE_OUTPUT, output)] {
         let mut attrs = base.to_vec();
-        attrs.push(KeyValue::new(sc::GEN_AI_TOKEN_TYPE, kind));
+        attrs.push(KeyValue::fixed(sc::GEN_AI_TOKEN_TYPE, kind));
         out.metric(Instrument::TokenUsage, MetricValue::F64(n as f64), attrs);
     }
 }

@@ -1,6 +1,7 @@
 //! What the translator produces: finished span records and metric updates, in plain data types that know nothing
 //! of the OpenTelemetry SDK (the `export` module maps them onto it).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -9,9 +10,10 @@ use crate::ids::{SpanId, TraceId};
 use crate::semconv::Instrument;
 
 /// An attribute value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum AttrValue {
-    Str(String),
+    /// Borrowed for the fixed vocabulary (operation names, statuses, reasons): no allocation per use.
+    Str(Cow<'static, str>),
     I64(i64),
     Bool(bool),
 }
@@ -51,12 +53,17 @@ impl AttrValue {
 
 impl From<&str> for AttrValue {
     fn from(s: &str) -> Self {
-        AttrValue::Str(s.to_owned())
+        AttrValue::Str(Cow::Owned(s.to_owned()))
     }
 }
 impl From<String> for AttrValue {
     fn from(s: String) -> Self {
-        AttrValue::Str(s)
+        AttrValue::Str(Cow::Owned(s))
+    }
+}
+impl From<&String> for AttrValue {
+    fn from(s: &String) -> Self {
+        AttrValue::Str(Cow::Owned(s.clone()))
     }
 }
 impl From<i64> for AttrValue {
@@ -87,13 +94,18 @@ impl From<bool> for AttrValue {
 }
 
 /// One attribute. Keys are the `semconv` constants.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyValue {
     pub key: &'static str,
     pub value: AttrValue,
 }
 
 impl KeyValue {
+    /// An attribute whose value is part of the fixed vocabulary: borrowed, no allocation.
+    pub fn fixed(key: &'static str, value: &'static str) -> Self {
+        KeyValue { key, value: AttrValue::Str(Cow::Borrowed(value)) }
+    }
+
     pub fn new(key: &'static str, value: impl Into<AttrValue>) -> Self {
         KeyValue { key, value: value.into() }
     }

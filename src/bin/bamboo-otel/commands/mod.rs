@@ -43,7 +43,12 @@ pub fn bridge(g: &Global, mode: Mode) -> Result<Bridge, u8> {
             Protocol::Grpc => (base.to_owned(), base.to_owned()),
             _ => (format!("{base}/v1/traces"), format!("{base}/v1/metrics")),
         };
+        // The flag moves the endpoint; `OTEL_{TRACES,METRICS}_EXPORTER=none|console` still decide what is sent.
+        let kinds = b.settings().map(|s| (s.traces, s.metrics)).ok();
         b = b.traces_endpoint(traces, p).metrics_endpoint(metrics, p);
+        if let Some((t, m)) = kinds {
+            b = b.traces_exporter(t).metrics_exporter(m);
+        }
     }
     if let Some(name) = &g.service_name {
         b = b.service_name(name.clone());

@@ -1,0 +1,175 @@
+//! End to end: events per second from `record` to OTLP bytes on the wire, into an in-process OTLP/HTTP sink that
+//! only counts bytes; side by side with the floor, the time to protobuf-encode the same spans alone with
+//! `opentelemetry-proto` + `prost`. Then, when a rotel with a blackhole exporter is up on `BENCH_ROTEL`
+//! (default 127.0.0.1:24317; `scripts/bench.sh` starts one), the
+//! sustained rate into a real collector over gRPC: the highest offered rate with zero drops, and CPU per 100k
+//! events.
+//!
+//! `cargo bench --bench export`
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bamboo_otel::translate::{Output, TranslateConfig, Translator, TtlClock};
+use bamboo_otel::{Bridge, ExporterKind, MetricsEvent, Protocol};
+use prost::Message;
+
+/// A minimal OTLP/HTTP receiver: reads each request, counts its body bytes, answers 200 with an empty body.
+fn sink() -> (String, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    let bytes = Arc::new(AtomicU64::new(0));
+    let counted = bytes.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let counted = counted.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                let mut body = Vec::new();
+                loop {
+                    let mut len = 0usize;
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        line.clear();
+                        reader.read_line(&mut line).unwrap();
+                        let l = line.trim_end();
+                        if l.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = l.split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                len = v.trim().parse().unwrap();
+                            }
+                        }
+                    }
+                    body.resize(len, 0);
+                    reader.read_exact(&mut body).unwrap();
+                    counted.fetch_add(len as u64, Ordering::Relaxed);
+                    let _ = out.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
+                    );
+                }
+            });
+        }
+    });
+    (url, bytes)
+}
+
+fn cpu_seconds() -> f64 {
+    // utime + stime of this process, in clock ticks (100 Hz on Linux).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
+fn end_to_end(events: &[MetricsEvent]) -> (f64, u64) {
+    let (url, bytes) = sink();
+    let bridge = Bridge::builder()
+        .traces_endpoint(url, Protocol::HttpProtobuf)
+        .metrics_exporter(ExporterKind::None)
+        .queue_size(65_536)
+        .replay_clock()
+        .build()
+        .unwrap();
+    // The agent builds its events anyway: the copies are made before the clock starts.
+    let owned = events.to_vec();
+    let started = Instant::now();
+    for e in owned {
+        bridge.record_wait(e).unwrap();
+    }
+    let report = bridge.shutdown(Duration::from_secs(60));
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(report.spans_dropped, 0, "{report:?}");
+    (events.len() as f64 / secs, bytes.load(Ordering::Relaxed))
+}
+
+/// The floor: translate (already done) and encode the same spans as OTLP protobuf requests of 512 spans.
+fn encode_floor(events: &[MetricsEvent]) -> (f64, u64) {
+    let mut tr = Translator::new(TranslateConfig { clock: TtlClock::EventTime, ..Default::default() });
+    let mut out = Output::new();
+    for e in events {
+        tr.process(e, chrono::Utc::now(), &mut out);
+    }
+    tr.finish(chrono::Utc::now(), &mut out);
+    let resource = opentelemetry_sdk::Resource::builder_empty().with_service_name("bench").build();
+    let resource = (&resource).into();
+    let started = Instant::now();
+    let mut bytes = 0u64;
+    for chunk in out.spans.chunks(512) {
+        let data: Vec<_> = chunk.iter().map(bamboo_otel::__bench::span_data).collect();
+        let req = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope(
+                data, &resource,
+            ),
+        };
+        bytes += req.encode_to_vec().len() as u64;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    (events.len() as f64 / secs, bytes)
+}
+
+/// Offers `rate` events/s to rotel for `secs`; returns (events dropped, spans dropped, CPU s per 100k events).
+fn into_rotel(endpoint: &str, rate: u64, secs: u64) -> (u64, u64, f64) {
+    let bridge = Bridge::builder()
+        .traces_endpoint(format!("http://{endpoint}"), Protocol::Grpc)
+        .metrics_exporter(ExporterKind::None)
+        .build()
+        .unwrap();
+    let events = bamboo_otel::demo::load_mix((rate * secs) as usize / 37 + 1, chrono::Utc::now());
+    let cpu0 = cpu_seconds();
+    let started = Instant::now();
+    let per_ms = (rate / 1000).max(1) as usize;
+    for (i, chunk) in events.chunks(per_ms).enumerate() {
+        // Pace the producer at `rate`: one chunk per millisecond of schedule.
+        let due = started + Duration::from_millis(i as u64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        for e in chunk {
+            bridge.record(e.clone());
+        }
+    }
+    let report = bridge.shutdown(Duration::from_secs(60));
+    let cpu = cpu_seconds() - cpu0;
+    (report.events_dropped, report.spans_dropped, cpu / (events.len() as f64 / 100_000.0))
+}
+
+fn main() {
+    let events = bamboo_otel::demo::load_mix(20_000, chrono::Utc::now() - chrono::Duration::hours(12));
+    println!("end to end: {} events (load mix), OTLP/HTTP protobuf, batches of 512", events.len());
+    let (floor, floor_bytes) = encode_floor(&events);
+    let (e2e, wire_bytes) = end_to_end(&events);
+    println!("  floor: encode only      {floor:>10.0} events/s  ({floor_bytes} bytes)");
+    println!(
+        "  record -> bytes on wire {e2e:>10.0} events/s  ({wire_bytes} bytes)  = {:.2}x the floor's time",
+        floor / e2e
+    );
+
+    // A rotel whose exporter is `blackhole` (scripts/bench.sh starts one): the hop is measured, not a backend
+    // behind it (the test rotel forwards to Phoenix, which ingests only a few hundred spans per second).
+    let endpoint = std::env::var("BENCH_ROTEL").unwrap_or_else(|_| "127.0.0.1:24317".into());
+    if std::net::TcpStream::connect(&endpoint).is_err() {
+        println!("no rotel on {endpoint}: skipping the real-collector part (scripts/bench.sh starts one)");
+        return;
+    }
+    let secs = std::env::var("BENCH_ROTEL_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    if secs == 0 {
+        return;
+    }
+    println!("into rotel ({endpoint}, blackhole exporter) over gRPC, {secs} s per rate:");
+    for rate in [50_000u64, 100_000, 200_000, 400_000, 800_000] {
+        let (dropped, spans_dropped, cpu) = into_rotel(&endpoint, rate, secs);
+        println!(
+            "  offered {rate:>7} events/s: events dropped {dropped:>8}, spans dropped {spans_dropped:>6}, \
+             CPU {cpu:.3} s per 100k events"
+        );
+    }
+}

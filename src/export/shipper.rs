@@ -1,0 +1,120 @@
+//! The export thread: encodes and sends what the worker hands it, so translation never waits on the network.
+//!
+//! The worker keeps at most a couple of span batches and one metric collection in flight; each job comes back
+//! as a [`Done`] with its outcome (and, for a failed span batch, the batch itself, to be retried). The exporters
+//! and their tokio runtime live here; the OTLP exporters retry with backoff inside `export`, bounded by the
+//! job's timeout.
+
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
+
+use super::{data_points, span_data, MetricSink, Metrics, SpanSink};
+use crate::console::render_tree;
+use crate::translate::SpanRecord;
+
+/// A span waiting for export: one of Bamboo's, or one of the application's own.
+pub(crate) enum Pending {
+    Bamboo(SpanRecord),
+    App(Box<SpanData>),
+}
+
+pub(crate) enum Job {
+    Spans(Vec<Pending>, Duration),
+    Metrics(Duration),
+}
+
+/// A failure: low-cardinality reason and the message to log.
+pub(crate) type Failure = (&'static str, String);
+
+pub(crate) enum Done {
+    Spans(Result<usize, (Vec<Pending>, Failure)>),
+    /// Data points exported.
+    Metrics(Result<u64, Failure>),
+}
+
+pub(crate) struct Shipper {
+    pub rt: tokio::runtime::Runtime,
+    pub spans: SpanSink,
+    pub metric_sink: MetricSink,
+    pub metrics: Arc<Metrics>,
+    pub scope: opentelemetry::InstrumentationScope,
+}
+
+impl Shipper {
+    /// Runs until the job channel closes, then shuts the exporters down within `final_timeout`.
+    pub(crate) fn run(mut self, jobs: Receiver<Job>, done: Sender<Done>, final_timeout: Duration) {
+        while let Ok(job) = jobs.recv() {
+            let result = match job {
+                Job::Spans(batch, timeout) => Done::Spans(self.export_spans(batch, timeout)),
+                Job::Metrics(timeout) => Done::Metrics(self.export_metrics(timeout)),
+            };
+            if done.send(result).is_err() {
+                break;
+            }
+        }
+        if let SpanSink::Otlp(e) = &mut self.spans {
+            let _ = e.shutdown_with_timeout(final_timeout);
+        }
+    }
+
+    fn export_spans(&self, batch: Vec<Pending>, timeout: Duration) -> Result<usize, (Vec<Pending>, Failure)> {
+        let n = batch.len();
+        match &self.spans {
+            SpanSink::None => Ok(n),
+            SpanSink::Console => {
+                print_console(&batch);
+                Ok(n)
+            }
+            SpanSink::Otlp(exporter) => {
+                let data = batch.iter().map(|p| p.to_span_data(&self.scope)).collect();
+                match self.rt.block_on(async { tokio::time::timeout(timeout, exporter.export(data)).await }) {
+                    Ok(Ok(())) => Ok(n),
+                    Ok(Err(e)) => Err((batch, ("export_error", e.to_string()))),
+                    Err(_) => Err((batch, ("timeout", format!("no answer within {timeout:?}")))),
+                }
+            }
+        }
+    }
+
+    fn export_metrics(&self, timeout: Duration) -> Result<u64, Failure> {
+        let MetricSink::Otlp(exporter) = &self.metric_sink else { return Ok(0) };
+        let rm = self.metrics.collect().map_err(|e| ("collect_error", e))?;
+        match self.rt.block_on(async { tokio::time::timeout(timeout, exporter.export(&rm)).await }) {
+            Ok(Ok(())) => Ok(data_points(&rm)),
+            Ok(Err(e)) => Err(("export_error", e.to_string())),
+            Err(_) => Err(("timeout", format!("no answer within {timeout:?}"))),
+        }
+    }
+}
+
+impl Pending {
+    fn to_span_data(&self, scope: &opentelemetry::InstrumentationScope) -> SpanData {
+        match self {
+            Pending::Bamboo(s) => span_data(s, scope),
+            Pending::App(s) => (**s).clone(),
+        }
+    }
+}
+
+/// Bamboo spans as a tree; application spans one line each.
+fn print_console(batch: &[Pending]) {
+    let bamboo: Vec<SpanRecord> = batch
+        .iter()
+        .filter_map(|p| match p {
+            Pending::Bamboo(s) => Some(s.clone()),
+            Pending::App(_) => None,
+        })
+        .collect();
+    if !bamboo.is_empty() {
+        print!("{}", render_tree(&bamboo));
+    }
+    for p in batch {
+        if let Pending::App(s) = p {
+            println!("app span {} trace={} span={}", s.name, s.span_context.trace_id(), s.span_context.span_id());
+        }
+    }
+}
