@@ -40,13 +40,22 @@ fn translator(max_open: usize) -> Translator {
     Translator::new(TranslateConfig { clock: TtlClock::EventTime, max_open, ..Default::default() })
 }
 
+/// A cheap index for spreading rounds over sessions (quality does not matter here).
+fn fastrand(n: usize) -> usize {
+    static STATE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x2545_f491_4f6c_dd1d);
+    let x = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+    ((x ^ (x >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 33) as usize % n
+}
+
 fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Live heap bytes per open span of one kind; ids are UUIDs, as upstream.
+/// Live heap bytes per open span of one kind; ids are UUIDs, as upstream. Rounds belong to 1,000 sessions opened
+/// before the measurement (100 rounds each), as rounds do.
 fn per_open(kind: &str, n: usize) -> f64 {
     let t = chrono::Utc::now();
+    let sessions: Vec<String> = (0..1_000).map(|_| uuid()).collect();
     let events: Vec<MetricsEvent> = (0..n)
         .map(|_| match kind {
             "session" => ChatEvent::SessionStarted {
@@ -58,7 +67,7 @@ fn per_open(kind: &str, n: usize) -> f64 {
             "round" => ChatEvent::RoundStarted {
                 meta: EventMeta::at(uuid(), t, None),
                 round_id: uuid(),
-                session_id: uuid(),
+                session_id: sessions[fastrand(sessions.len())].clone(),
                 model: "claude-sonnet-4-5".into(),
             }
             .into(),
@@ -74,6 +83,17 @@ fn per_open(kind: &str, n: usize) -> f64 {
         .collect();
     let mut tr = translator(n * 2);
     let mut out = Output::new();
+    if kind == "round" {
+        for s in &sessions {
+            let e: MetricsEvent = ChatEvent::SessionStarted {
+                meta: EventMeta::at(uuid(), t, None),
+                session_id: s.clone(),
+                model: "claude-sonnet-4-5".into(),
+            }
+            .into();
+            tr.process(&e, t, &mut out);
+        }
+    }
     let before = LIVE.load(Ordering::Relaxed);
     for e in &events {
         tr.process(e, t, &mut out);

@@ -1,8 +1,10 @@
 //! Sessions, rounds and tool calls.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
-use super::open::Class;
+use super::open::{Class, CompactId};
 use super::*;
 use crate::events::{ChatEvent, EventMeta, RoundStatus, SessionStatus, TokenUsage};
 use crate::ids::{domain, SpanId, TraceRef};
@@ -11,21 +13,25 @@ use crate::ids::{domain, SpanId, TraceRef};
 /// late children and resumptions to find their parent. Kept until idle for the time-to-live.
 #[derive(Debug)]
 pub(super) struct Session {
-    session_id: String,
+    session_id: CompactId,
     pub(super) seq: u64,
     pub(super) last_seen: DateTime<Utc>,
-    trace: Option<TraceRef>,
+    /// Boxed: most sessions carry no trace id, and an open entry should stay small.
+    trace: Option<Box<TraceRef>>,
     /// Set once a span in this session's trace has been emitted: the trace can no longer change.
     trace_locked: bool,
-    model: Option<String>,
+    /// Interned: a handful of models serve thousands of sessions.
+    model: Option<Arc<str>>,
     message_count: Option<u32>,
     runs_ended: u32,
-    last_end: Option<(DateTime<Utc>, SessionStatus)>,
+    last_end: Option<Box<(DateTime<Utc>, SessionStatus)>>,
     /// The span of the latest run: the parent of rounds arriving when no run is open.
     last_run_span: SpanId,
-    pub(super) run: Option<Run>,
+    pub(super) run: Option<Box<Run>>,
     /// Rounds whose completion arrived without their start; emitted as incomplete when the run ends.
-    held_rounds: Vec<u64>,
+    // 8 bytes in every session instead of 24: held rounds are rare, sessions are many.
+    #[allow(clippy::box_collection)]
+    held_rounds: Option<Box<Vec<u64>>>,
 }
 
 /// One run of a session: `SessionStarted` … `SessionCompleted`.
@@ -37,23 +43,25 @@ pub(super) struct Run {
     /// `None` while only the completion has been seen.
     start: Option<DateTime<Utc>>,
     first_seen: DateTime<Utc>,
-    model: Option<String>,
+    model: Option<Arc<str>>,
     input_tokens: u64,
     output_tokens: u64,
     events: Vec<SpanEventRecord>,
-    completion: Option<(DateTime<Utc>, SessionStatus)>,
+    /// Boxed: set only while a completion waits for its start.
+    completion: Option<Box<(DateTime<Utc>, SessionStatus)>>,
 }
 
 #[derive(Debug)]
 pub(super) struct Round {
-    round_id: String,
-    session_id: String,
+    round_id: CompactId,
+    session_id: CompactId,
     pub(super) seq: u64,
     pub(super) last_seen: DateTime<Utc>,
     parent: SpanId,
     start: Option<DateTime<Utc>>,
-    model: Option<String>,
-    completion: Option<RoundDone>,
+    model: Option<Arc<str>>,
+    /// Boxed: absent while the round is open, which is when memory matters.
+    completion: Option<Box<RoundDone>>,
 }
 
 #[derive(Debug)]
@@ -76,7 +84,7 @@ fn round_span(round_id: &str) -> SpanId {
 impl Session {
     fn new(session_id: &str, clock: DateTime<Utc>) -> Self {
         Session {
-            session_id: session_id.to_owned(),
+            session_id: CompactId::new(session_id),
             seq: 0,
             last_seen: clock,
             trace: None,
@@ -87,7 +95,7 @@ impl Session {
             last_end: None,
             last_run_span: SpanId::derive(domain::SESSION, session_id),
             run: None,
-            held_rounds: Vec::new(),
+            held_rounds: None,
         }
     }
 
@@ -95,7 +103,7 @@ impl Session {
     fn adopt_trace(&mut self, meta: &EventMeta) {
         if self.trace.is_none() && !self.trace_locked {
             if let Some(t) = meta.trace_id.as_deref() {
-                self.trace = Some(TraceRef::from_carried(t));
+                self.trace = Some(Box::new(TraceRef::from_carried(t)));
             }
         }
     }
@@ -103,7 +111,8 @@ impl Session {
     /// The trace every span of this session goes into; fixes it from now on.
     fn trace_for_emit(&mut self) -> TraceRef {
         self.trace_locked = true;
-        self.trace.get_or_insert_with(|| TraceRef::derived(domain::SESSION, &self.session_id)).clone()
+        (**self.trace.get_or_insert_with(|| Box::new(TraceRef::derived(domain::SESSION, &self.session_id.as_str()))))
+            .clone()
     }
 
     fn current_parent(&self) -> SpanId {
@@ -113,15 +122,15 @@ impl Session {
     /// Opens a run. The first run's span id is the session's own. A later (resumed) run's id derives from the
     /// event that opened it here: its `SessionStarted`, or its `SessionCompleted` when that came first.
     fn open_run(&mut self, start: Option<&EventMeta>, seen: &EventMeta) -> &mut Run {
-        let first = SpanId::derive(domain::SESSION, &self.session_id);
+        let first = SpanId::derive(domain::SESSION, &self.session_id.as_str());
         let (span_id, parent) = if self.runs_ended == 0 {
             (first, None)
         } else {
-            let id = format!("{}/{}", self.session_id, seen.event_id);
+            let id = format!("{}/{}", &*self.session_id.as_str(), seen.event_id);
             (SpanId::derive(domain::SESSION_RUN, &id), Some(first))
         };
         self.last_run_span = span_id;
-        self.run.insert(Run {
+        self.run.insert(Box::new(Run {
             span_id,
             parent,
             number: self.runs_ended + 1,
@@ -132,7 +141,7 @@ impl Session {
             output_tokens: 0,
             events: Vec::new(),
             completion: None,
-        })
+        }))
     }
 }
 
@@ -183,15 +192,16 @@ impl Translator {
     }
 
     fn session_started(&mut self, key: u64, meta: &EventMeta, model: &str, out: &mut Output) {
+        let interned = self.strings.intern(model);
         let s = self.sessions.get_mut(&key).expect("touched");
-        s.model = Some(model.to_owned());
+        s.model = Some(interned.clone());
         match &mut s.run {
             Some(run) if run.start.is_none() => {
                 // The completion came first: pair it now.
                 run.start = Some(meta.occurred_at);
                 run.first_seen = run.first_seen.min(meta.occurred_at);
-                run.model = Some(model.to_owned());
-                if let Some((end, status)) = run.completion.take() {
+                run.model = Some(interned);
+                if let Some((end, status)) = run.completion.take().map(|b| *b) {
                     self.end_run(key, end, Some(status), false, out);
                 }
             }
@@ -214,13 +224,13 @@ impl Translator {
         match &mut s.run {
             Some(run) if run.start.is_some() => self.end_run(key, meta.occurred_at, Some(status.clone()), false, out),
             Some(_) => self.reject(sc::REJECT_DUPLICATE, out),
-            None if s.last_end.as_ref() == Some(&(meta.occurred_at, status.clone())) => {
+            None if s.last_end.as_deref() == Some(&(meta.occurred_at, status.clone())) => {
                 self.reject(sc::REJECT_ALREADY_ENDED, out)
             }
             None => {
                 // Completion before start: hold it until the start arrives or the entry goes idle.
                 let run = s.open_run(None, meta);
-                run.completion = Some((meta.occurred_at, status.clone()));
+                run.completion = Some(Box::new((meta.occurred_at, status.clone())));
             }
         }
     }
@@ -236,7 +246,7 @@ impl Translator {
     ) {
         // Rounds still waiting for their start will not get one now: emit them under this run first, so the
         // run's totals include them.
-        let held = std::mem::take(&mut self.sessions.get_mut(&key).expect("session").held_rounds);
+        let held = self.sessions.get_mut(&key).expect("session").held_rounds.take().map_or_else(Vec::new, |b| *b);
         for rkey in held {
             if self.rounds.get(&rkey).is_some_and(|r| r.completion.is_some() && r.start.is_none()) {
                 self.evict_round(rkey, end, out);
@@ -250,21 +260,21 @@ impl Translator {
         let start = run.start.unwrap_or(run.first_seen).min(end);
         s.runs_ended += 1;
         if let Some(status) = &status {
-            s.last_end = Some((end, status.clone()));
+            s.last_end = Some(Box::new((end, status.clone())));
         }
 
         let model = run.model.as_deref().or(s.model.as_deref());
         let mut attrs = Vec::with_capacity(14);
         attrs.push(KeyValue::fixed(sc::GEN_AI_OPERATION_NAME, sc::OP_INVOKE_AGENT));
         attrs.push(KeyValue::fixed(sc::GEN_AI_AGENT_NAME, sc::AGENT_NAME));
-        attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, s.session_id.as_str()));
+        attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, &*s.session_id.as_str()));
         if let Some(model) = model {
             attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, model));
             if let Some(p) = genai::provider_from_model(model) {
                 attrs.push(KeyValue::fixed(sc::GEN_AI_PROVIDER_NAME, p));
             }
         }
-        attrs.push(KeyValue::new(sc::BAMBOO_SESSION_ID, s.session_id.as_str()));
+        attrs.push(KeyValue::new(sc::BAMBOO_SESSION_ID, &*s.session_id.as_str()));
         attrs.push(KeyValue::new(sc::BAMBOO_SESSION_RUN, run.number));
         attrs.push(KeyValue::new(sc::GEN_AI_USAGE_INPUT_TOKENS, run.input_tokens));
         attrs.push(KeyValue::new(sc::GEN_AI_USAGE_OUTPUT_TOKENS, run.output_tokens));
@@ -318,11 +328,12 @@ impl Translator {
         if self.ended.contains(rkey) {
             return self.reject(sc::REJECT_ALREADY_ENDED, out);
         }
+        let model = self.strings.intern(model);
         match self.rounds.get_mut(&rkey) {
             Some(r) if r.start.is_some() => return self.reject(sc::REJECT_DUPLICATE, out),
             Some(r) => {
                 r.start = Some(meta.occurred_at);
-                r.model = Some(model.to_owned());
+                r.model = Some(model);
             }
             None => {
                 self.make_room(clock, out);
@@ -331,13 +342,13 @@ impl Translator {
                 self.rounds.insert(
                     rkey,
                     Round {
-                        round_id: round_id.to_owned(),
+                        round_id: CompactId::new(round_id),
                         session_id,
                         seq: 0,
                         last_seen: clock,
                         parent,
                         start: Some(meta.occurred_at),
-                        model: Some(model.to_owned()),
+                        model: Some(model),
                         completion: None,
                     },
                 );
@@ -356,21 +367,21 @@ impl Translator {
         }
         match self.rounds.get_mut(&rkey) {
             Some(r) if r.completion.is_some() => return self.reject(sc::REJECT_DUPLICATE, out),
-            Some(r) => r.completion = Some(done),
+            Some(r) => r.completion = Some(Box::new(done)),
             None => {
                 // Completion before start: hold it; the run's end (or idleness) emits it if no start comes.
                 self.make_room(clock, out);
                 let s = self.sessions.get_mut(&skey).expect("touched");
-                s.held_rounds.push(rkey);
+                s.held_rounds.get_or_insert_with(Default::default).push(rkey);
                 let round = Round {
-                    round_id: round_id.to_owned(),
+                    round_id: CompactId::new(round_id),
                     session_id: s.session_id.clone(),
                     seq: 0,
                     last_seen: clock,
                     parent: s.current_parent(),
                     start: None,
                     model: None,
-                    completion: Some(done),
+                    completion: Some(Box::new(done)),
                 };
                 self.rounds.insert(rkey, round);
             }
@@ -393,10 +404,10 @@ impl Translator {
     fn finish_round(&mut self, rkey: u64, incomplete: bool, end: Option<DateTime<Utc>>, out: &mut Output) {
         let Some(round) = self.rounds.remove(&rkey) else { return };
         self.ended.insert(rkey);
-        let skey = session_key(&round.session_id);
+        let skey = session_key(&round.session_id.as_str());
         if let std::collections::hash_map::Entry::Vacant(slot) = self.sessions.entry(skey) {
             // The session was forgotten (idle or capacity); the round still joins its trace by derivation.
-            let mut s = Session::new(&round.session_id, round.last_seen);
+            let mut s = Session::new(&round.session_id.as_str(), round.last_seen);
             s.trace_locked = true;
             s.seq = self.lru.touch(Class::Session, skey);
             slot.insert(s);
@@ -415,11 +426,11 @@ impl Translator {
             attrs.push(KeyValue::fixed(sc::GEN_AI_PROVIDER_NAME, p));
         }
         if let Some(m) = &model {
-            attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, m.as_str()));
+            attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, &**m));
         }
-        attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, round.session_id.as_str()));
-        attrs.push(KeyValue::new(sc::BAMBOO_SESSION_ID, round.session_id.as_str()));
-        attrs.push(KeyValue::new(sc::BAMBOO_ROUND_ID, round.round_id.as_str()));
+        attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, &*round.session_id.as_str()));
+        attrs.push(KeyValue::new(sc::BAMBOO_SESSION_ID, &*round.session_id.as_str()));
+        attrs.push(KeyValue::new(sc::BAMBOO_ROUND_ID, &*round.round_id.as_str()));
 
         let (start, end, status) = match &round.completion {
             Some(done) => {
@@ -458,7 +469,7 @@ impl Translator {
             out.metric(Instrument::OperationDuration, MetricValue::F64(seconds(done.latency_ms)), base);
             let mut counter = vec![KeyValue::new(sc::BAMBOO_ROUND_STATUS, done.status.as_str())];
             if let Some(m) = &model {
-                counter.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, m.as_str()));
+                counter.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, &**m));
             }
             out.count(Instrument::Rounds, 1, counter);
         }
@@ -505,8 +516,8 @@ impl Translator {
         attrs.push(KeyValue::fixed(sc::GEN_AI_OPERATION_NAME, sc::OP_EXECUTE_TOOL));
         attrs.push(KeyValue::new(sc::GEN_AI_TOOL_NAME, tool_name));
         attrs.push(KeyValue::new(sc::GEN_AI_TOOL_CALL_ID, tool_call_id));
-        attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, s.session_id.as_str()));
-        attrs.push(KeyValue::new(sc::BAMBOO_SESSION_ID, s.session_id.as_str()));
+        attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, &*s.session_id.as_str()));
+        attrs.push(KeyValue::new(sc::BAMBOO_SESSION_ID, &*s.session_id.as_str()));
         attrs.push(KeyValue::new(sc::BAMBOO_ROUND_ID, round_id));
         attrs.push(KeyValue::new(sc::BAMBOO_TOOL_SUCCESS, success));
         let status = if success {
@@ -542,7 +553,7 @@ impl Translator {
         let Some(s) = self.sessions.get_mut(&key) else { return false };
         let emitted = match s.run.as_mut() {
             Some(run) => {
-                if let Some((at, status)) = run.completion.take() {
+                if let Some((at, status)) = run.completion.take().map(|b| *b) {
                     // Completed, but its start never came.
                     self.end_run(key, at, Some(status), true, out);
                 } else {

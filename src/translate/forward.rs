@@ -1,27 +1,31 @@
 //! Forwarded upstream requests: one CLIENT span per request, a root in its own trace.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
-use super::open::Class;
+use super::open::{Class, CompactId};
 use super::*;
 use crate::events::{EventMeta, ForwardEvent, ForwardStatus, TokenUsage};
 use crate::ids::{domain, SpanId, TraceRef};
 
 #[derive(Debug)]
 pub(super) struct Request {
-    request_id: String,
+    request_id: CompactId,
     pub(super) seq: u64,
     pub(super) last_seen: DateTime<Utc>,
-    trace: Option<TraceRef>,
+    /// Boxed, like the completion: absent on most open requests, and an open entry should stay small.
+    trace: Option<Box<TraceRef>>,
     start: Option<RequestStart>,
-    completion: Option<RequestDone>,
+    completion: Option<Box<RequestDone>>,
 }
 
 #[derive(Debug)]
 struct RequestStart {
     at: DateTime<Utc>,
-    endpoint: String,
-    model: String,
+    /// Interned: a handful of endpoints and models serve every request.
+    endpoint: Arc<str>,
+    model: Arc<str>,
     is_stream: bool,
 }
 
@@ -42,27 +46,28 @@ impl Translator {
         if self.ended.contains(key) {
             return self.reject(sc::REJECT_ALREADY_ENDED, out);
         }
+        let start = match event {
+            ForwardEvent::RequestStarted { endpoint, model, is_stream, .. } => Some(RequestStart {
+                at: meta.occurred_at,
+                endpoint: self.strings.intern(endpoint),
+                model: self.strings.intern(model),
+                is_stream: *is_stream,
+            }),
+            ForwardEvent::RequestCompleted { .. } => None,
+        };
         let req = self.touch_request(key, event.request_id(), meta, clock, out);
         let duplicate = match event {
-            ForwardEvent::RequestStarted { endpoint, model, is_stream, .. } => req
-                .start
-                .replace(RequestStart {
-                    at: meta.occurred_at,
-                    endpoint: endpoint.clone(),
-                    model: model.clone(),
-                    is_stream: *is_stream,
-                })
-                .is_some(),
+            ForwardEvent::RequestStarted { .. } => req.start.replace(start.expect("built above")).is_some(),
             ForwardEvent::RequestCompleted { status_code, status, usage, latency_ms, error, .. } => req
                 .completion
-                .replace(RequestDone {
+                .replace(Box::new(RequestDone {
                     at: meta.occurred_at,
                     status_code: *status_code,
                     status: status.clone(),
                     usage: *usage,
                     latency_ms: *latency_ms,
                     error: error.clone(),
-                })
+                }))
                 .is_some(),
         };
         if duplicate {
@@ -86,7 +91,7 @@ impl Translator {
         }
         let seq = self.lru.touch(Class::Request, key);
         let req = self.requests.entry(key).or_insert_with(|| Request {
-            request_id: request_id.to_owned(),
+            request_id: CompactId::new(request_id),
             seq,
             last_seen: clock,
             trace: None,
@@ -96,7 +101,7 @@ impl Translator {
         req.seq = seq;
         req.last_seen = clock;
         if req.trace.is_none() {
-            req.trace = meta.trace_id.as_deref().map(TraceRef::from_carried);
+            req.trace = meta.trace_id.as_deref().map(|t| Box::new(TraceRef::from_carried(t)));
         }
         req
     }
@@ -105,10 +110,14 @@ impl Translator {
     fn finish_request(&mut self, key: u64, end: Option<DateTime<Utc>>, out: &mut Output) {
         let Some(req) = self.requests.remove(&key) else { return };
         self.ended.insert(key);
-        let trace = req.trace.clone().unwrap_or_else(|| TraceRef::derived(domain::FORWARD, &req.request_id));
+        let trace = req
+            .trace
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(|| TraceRef::derived(domain::FORWARD, &req.request_id.as_str()));
         let incomplete = req.start.is_none() || req.completion.is_none();
-        let endpoint = req.start.as_ref().map(|s| s.endpoint.as_str());
-        let model = req.start.as_ref().map(|s| s.model.as_str()).filter(|m| !m.is_empty());
+        let endpoint = req.start.as_ref().map(|s| &*s.endpoint);
+        let model = req.start.as_ref().map(|s| &*s.model).filter(|m| !m.is_empty());
         let operation = endpoint.map_or(sc::SPAN_FORWARD_UNKNOWN, genai::operation_from_endpoint);
         let provider =
             endpoint.and_then(genai::provider_from_endpoint).or_else(|| model.and_then(genai::provider_from_model));
@@ -121,9 +130,9 @@ impl Translator {
         if let Some(m) = model {
             attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, m));
         }
-        attrs.push(KeyValue::new(sc::BAMBOO_FORWARD_REQUEST_ID, req.request_id.as_str()));
+        attrs.push(KeyValue::new(sc::BAMBOO_FORWARD_REQUEST_ID, &*req.request_id.as_str()));
         if let Some(st) = &req.start {
-            attrs.push(KeyValue::new(sc::BAMBOO_FORWARD_ENDPOINT, st.endpoint.as_str()));
+            attrs.push(KeyValue::new(sc::BAMBOO_FORWARD_ENDPOINT, &*st.endpoint));
             attrs.push(KeyValue::new(sc::BAMBOO_FORWARD_STREAM, st.is_stream));
         }
 

@@ -114,6 +114,7 @@ pub struct Translator {
     sessions: open::KeyMap<chat::Session>,
     rounds: open::KeyMap<chat::Round>,
     requests: open::KeyMap<forward::Request>,
+    strings: open::Interner,
     lru: LruIndex,
     seen_events: BoundedSet,
     /// Span ids of rounds, tool calls and requests already emitted, so late duplicates are not emitted again.
@@ -133,6 +134,7 @@ impl Translator {
             sessions: open::KeyMap::default(),
             rounds: open::KeyMap::default(),
             requests: open::KeyMap::default(),
+            strings: open::Interner::default(),
             lru: LruIndex::default(),
             high_water: None,
             stats: TranslatorStats::default(),
@@ -367,4 +369,15 @@ fn seconds(ms: u64) -> f64 {
 fn before(at: DateTime<Utc>, ms: u64) -> DateTime<Utc> {
     let ms = i64::try_from(ms).unwrap_or(i64::MAX);
     at.checked_sub_signed(chrono::Duration::milliseconds(ms)).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+#[cfg(test)]
+mod size_probe {
+    /// Open state is what memory scales with (BENCHMARKS.md): a change that grows these is a deliberate one.
+    #[test]
+    fn open_entries_stay_small() {
+        assert!(std::mem::size_of::<super::chat::Session>() <= 120);
+        assert!(std::mem::size_of::<super::chat::Run>() <= 112);
+        assert!(std::mem::size_of::<super::chat::Round>() <= 112);
+        assert!(std::mem::size_of::<super::forward::Request>() <= 112);
+    }
 }
