@@ -8,6 +8,12 @@ scripts/backends.sh start
 trap 'scripts/backends.sh stop' EXIT
 
 cargo fmt --check
+# The dashboard JSON is generated: the committed file must be what the generator writes. The deploy/ configs are
+# parsed and cross-checked (Python with PyYAML from the backends' venv).
+python="${BAMBOO_OTEL_CACHE:-$HOME/.cache/bamboo-otel}/venv/bin/python"
+"$python" scripts/make_dashboard.py >/dev/null
+git diff --exit-code -- dashboards/ || { echo "dashboards/ is stale: run python3 scripts/make_dashboard.py" >&2; exit 1; }
+"$python" scripts/check_deploy.py
 cargo clippy --all-targets -- -D warnings
 cargo clippy --all-features --all-targets -- -D warnings
 cargo clippy --no-default-features --features sources --all-targets -- -D warnings

@@ -153,6 +153,11 @@ impl BridgeBuilder {
     }
 
     /// Events waiting for the worker; beyond it `record` drops and counts. Default 8192.
+    /// Span batches sent at once (default 8; `BAMBOO_OTEL_MAX_CONCURRENT_EXPORTS`).
+    pub fn max_concurrent_exports(self, n: usize) -> Self {
+        self.map(|s| s.max_concurrent_exports = n.max(1))
+    }
+
     pub fn queue_size(self, n: usize) -> Self {
         self.map(|s| s.queue_size = n.max(1))
     }

@@ -109,6 +109,9 @@ pub struct Settings {
     pub schedule_delay: Duration,
     /// Spans kept waiting for export while the backend is unreachable; beyond it the oldest are dropped.
     pub max_pending_spans: usize,
+    /// Span batches sent at once. A collector hop costs a round trip per request; more in flight keeps the link
+    /// busy (BENCHMARKS.md). During an outage only one is sent at a time.
+    pub max_concurrent_exports: usize,
     pub export_timeout: Duration,
     pub queue_size: usize,
     pub translate: crate::translate::TranslateConfig,
@@ -137,6 +140,7 @@ impl Default for Settings {
             batch_size: 512,
             schedule_delay: Duration::from_secs(5),
             max_pending_spans: 2048 * 16,
+            max_concurrent_exports: 8,
             export_timeout: Duration::from_secs(10),
             queue_size: 8192,
             translate: Default::default(),
@@ -331,6 +335,9 @@ impl Settings {
             s.translate.idle_ttl = Duration::from_secs(
                 v.parse().map_err(|_| invalid("BAMBOO_OTEL_SPAN_TTL", &v, "a whole number of seconds"))?,
             );
+        }
+        if let Some(v) = var(env, "BAMBOO_OTEL_MAX_CONCURRENT_EXPORTS") {
+            s.max_concurrent_exports = parse_count("BAMBOO_OTEL_MAX_CONCURRENT_EXPORTS", &v)?;
         }
         if let Some(v) = var(env, "BAMBOO_OTEL_MAX_OPEN_SPANS") {
             s.translate.max_open = parse_count("BAMBOO_OTEL_MAX_OPEN_SPANS", &v)?;

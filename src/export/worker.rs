@@ -2,10 +2,10 @@
 //! metric collections to the export thread ([`super::shipper`]).
 //!
 //! The caller's side never waits on it: `record` is a `try_send`. Translation and export run on two threads,
-//! so a slow backend never slows translation; at most [`MAX_IN_FLIGHT`] span batches are out at once. When the
-//! pending buffer is full while the backend is healthy, the worker stops taking events (the queue then fills
-//! and `record` drops at the edge, counted, while `record_wait` waits); during an outage it keeps translating
-//! and the oldest pending spans are dropped, counted as `export_failed`.
+//! so a slow backend never slows translation; at most `max_concurrent_exports` span batches are out at once.
+//! When the pending buffer is full while the backend is healthy, the worker stops taking events (the queue then
+//! fills and `record` drops at the edge, counted, while `record_wait` waits); during an outage it keeps
+//! translating and the oldest pending spans are dropped, counted as `export_failed`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -24,9 +24,6 @@ use crate::console::MetricTotals;
 use crate::events::MetricsEvent;
 use crate::semconv::{self as sc, Instrument};
 use crate::translate::{Output, Translator};
-
-/// Span batches out at once: one being sent, one ready behind it.
-const MAX_IN_FLIGHT: usize = 2;
 
 pub(crate) enum Control {
     Flush(Sender<()>),
@@ -81,10 +78,11 @@ struct Worker {
     otlp_metrics: bool,
     console_totals: MetricTotals,
     pending: VecDeque<Pending>,
-    jobs: Option<Sender<Job>>,
+    jobs: Option<tokio::sync::mpsc::UnboundedSender<Job>>,
     done: Receiver<Done>,
-    /// Sizes of the span batches out, oldest first (the export thread answers in order).
-    in_flight: VecDeque<usize>,
+    /// Span batches out, and the spans in them (answers may come back in any order).
+    batches_in_flight: usize,
+    spans_in_flight: u64,
     metrics_in_flight: bool,
     app_spans_dropped_seen: u64,
     shared: Arc<Shared>,
@@ -119,7 +117,7 @@ impl Worker {
         let metrics = Arc::new(Metrics::new(resource, temporality));
         let console_metrics = matches!(metric_sink, MetricSink::Console);
         let otlp_metrics = matches!(metric_sink, MetricSink::Otlp(_));
-        let (jobs, job_rx) = mpsc::channel();
+        let (jobs, job_rx) = tokio::sync::mpsc::unbounded_channel();
         let (done_tx, done) = mpsc::channel();
         let shipper = Shipper { rt, spans, metric_sink, metrics: metrics.clone(), scope: scope() };
         let final_timeout = settings.export_timeout;
@@ -139,7 +137,8 @@ impl Worker {
             pending: VecDeque::new(),
             jobs: Some(jobs),
             done,
-            in_flight: VecDeque::new(),
+            batches_in_flight: 0,
+            spans_in_flight: 0,
             metrics_in_flight: false,
             app_spans_dropped_seen: 0,
             shared,
@@ -322,10 +321,10 @@ impl Worker {
     }
 
     /// Sends pending spans to the export thread: full batches, or everything when `all`, while fewer than
-    /// [`MAX_IN_FLIGHT`] batches are out (one during an outage, so a dead backend is not hammered).
+    /// `max_concurrent_exports` batches are out (one during an outage, so a dead backend is not hammered).
     fn dispatch(&mut self, all: bool) {
-        let limit = if self.trace_outage { 1 } else { MAX_IN_FLIGHT };
-        while self.in_flight.len() < limit
+        let limit = if self.trace_outage { 1 } else { self.settings.max_concurrent_exports };
+        while self.batches_in_flight < limit
             && !self.pending.is_empty()
             && (all || self.pending.len() >= self.settings.batch_size)
         {
@@ -335,7 +334,8 @@ impl Worker {
             if jobs.send(Job::Spans(batch, self.settings.export_timeout)).is_err() {
                 return;
             }
-            self.in_flight.push_back(n);
+            self.batches_in_flight += 1;
+            self.spans_in_flight += n as u64;
         }
     }
 
@@ -358,7 +358,7 @@ impl Worker {
     /// Applies finished export jobs: without waiting (`None`), or waiting up to `wait` for the first one.
     fn take_results(&mut self, wait: Option<Duration>) {
         if let Some(wait) = wait {
-            if self.in_flight.is_empty() && !self.metrics_in_flight {
+            if self.batches_in_flight == 0 && !self.metrics_in_flight {
                 return;
             }
             match self.done.recv_timeout(wait) {
@@ -373,7 +373,7 @@ impl Worker {
 
     /// Waits until nothing is in flight (or the deadline passes), dispatching what is pending as room frees up.
     fn wait_idle(&mut self, deadline: Option<Instant>) {
-        while !self.in_flight.is_empty() || self.metrics_in_flight {
+        while self.batches_in_flight > 0 || self.metrics_in_flight {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return;
             }
@@ -386,7 +386,8 @@ impl Worker {
     fn apply(&mut self, done: Done) {
         match done {
             Done::Spans(Ok(n)) => {
-                self.in_flight.pop_front();
+                self.batches_in_flight -= 1;
+                self.spans_in_flight -= n as u64;
                 self.report.spans_exported += n as u64;
                 if self.trace_outage {
                     tracing::info!(target: "bamboo_otel", "span export recovered");
@@ -394,7 +395,8 @@ impl Worker {
                 }
             }
             Done::Spans(Err((batch, (reason, message)))) => {
-                self.in_flight.pop_front();
+                self.batches_in_flight -= 1;
+                self.spans_in_flight -= batch.len() as u64;
                 self.report.span_export_failures += 1;
                 self.metrics.count(Instrument::BridgeExportFailures, 1, &[("signal", "traces"), (sc::REASON, reason)]);
                 if !self.trace_outage {
@@ -451,7 +453,7 @@ impl Worker {
         self.wait_idle(Some(deadline));
         let unsent = self.pending.len() as u64;
         // Batches still out at the deadline: their fate is unknown, so they are reported as not exported.
-        let unconfirmed: u64 = self.in_flight.iter().map(|&n| n as u64).sum();
+        let unconfirmed = self.spans_in_flight;
         if unsent + unconfirmed > 0 {
             self.report.spans_dropped += unsent + unconfirmed;
             tracing::warn!(target: "bamboo_otel", unsent, unconfirmed, "shutdown: spans could not be exported in time and are counted as dropped");

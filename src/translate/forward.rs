@@ -173,6 +173,8 @@ impl Translator {
             if let Some(error_type) = forward_error_type(done) {
                 base.push(KeyValue::new(sc::ERROR_TYPE, error_type));
             }
+            // Tells forwarded requests from agent rounds in the shared duration histogram (a logical id, few values).
+            base.push(KeyValue::new(sc::BAMBOO_FORWARD_ENDPOINT, endpoint.unwrap_or(sc::SPAN_FORWARD_UNKNOWN)));
             out.metric(Instrument::OperationDuration, MetricValue::F64(seconds(done.latency_ms)), base);
             out.count(
                 Instrument::ForwardRequests,
