@@ -279,3 +279,46 @@ fn follow_survives_appends_rotation_truncation_and_a_restart_without_gaps_or_dup
     vm_input_tokens(&service, input_tokens(&want));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn header_values_never_appear_in_any_output() {
+    let secret = format!("sk-live-{}", salt());
+    let dir = tmpdir("secret");
+    let file = dir.join("events.jsonl");
+    std::fs::write(&file, lines(&bamboo_otel::demo::agent_session(chrono::Utc::now())).join("\n")).unwrap();
+    let header = format!("x-api-key={secret},x-tenant=acme");
+    let runs: Vec<Vec<(&str, String)>> = vec![
+        // Unreachable over gRPC and over HTTP: export errors are logged and summarised.
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9".into()),
+            ("OTEL_EXPORTER_OTLP_HEADERS", header.clone()),
+        ],
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9".into()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", header.clone()),
+        ],
+        // A malformed header list is a configuration error that must not echo the value.
+        vec![("OTEL_EXPORTER_OTLP_HEADERS", format!("x-api-key:{secret}"))],
+        vec![("OTEL_EXPORTER_OTLP_METRICS_HEADERS", secret.clone())],
+        // Working export (Phoenix ignores the header).
+        vec![
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4317".into()),
+            ("OTEL_EXPORTER_OTLP_HEADERS", header),
+        ],
+    ];
+    for env in runs {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["replay", "--flush-timeout", "3", "--max-errors", "1000"])
+            .arg(&file)
+            .env("OTEL_METRICS_EXPORTER", "none");
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let (code, stdout, stderr) = run(&mut cmd);
+        assert!(!stdout.contains(&secret) && !stderr.contains(&secret), "secret leaked with {env:?}:\n{stderr}");
+        assert!(!stderr.is_empty(), "every run prints a summary or an error");
+        let _ = code;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

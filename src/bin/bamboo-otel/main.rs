@@ -138,6 +138,14 @@ pub enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The bridge's own warnings (export failures, drops; once per outage or burst) go to stderr. The SDK's
+    // internal logs are left out: they can repeat per batch.
+    {
+        use tracing_subscriber::prelude::*;
+        let only_ours = tracing_subscriber::filter::Targets::new().with_target("bamboo_otel", tracing::Level::INFO);
+        let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
+        tracing_subscriber::registry().with(stderr.with_filter(only_ours)).init();
+    }
     let code = match &cli.command {
         Command::Replay { files } => commands::replay(&cli.global, files),
         Command::Follow { file, state, poll_ms, checkpoint_ms } => {
