@@ -1,0 +1,158 @@
+//! Faults injected for real: a collector that is down at start, killed mid-stream and started again, and a
+//! backend that accepts connections but never answers. Each is bounded in time and checks what the shutdown
+//! report and the backend say.
+#![cfg(feature = "grpc")]
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bamboo_otel::{Bridge, ExporterKind, MetricsEvent, Protocol};
+use common::backends::*;
+
+fn rotel_bin() -> std::path::PathBuf {
+    let cache = std::env::var("BAMBOO_OTEL_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/bamboo-otel"));
+    let lib = cache.join("venv/lib");
+    std::fs::read_dir(&lib)
+        .unwrap()
+        .flatten()
+        .map(|d| d.path().join("site-packages/rotel/rotel-agent"))
+        .find(|p| p.exists())
+        .expect("rotel installed by scripts/backends.sh")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A rotel of our own on `port` (gRPC), forwarding traces to Phoenix; killed when dropped.
+struct Rotel(Child);
+
+impl Rotel {
+    fn start(port: u16) -> Rotel {
+        let child = Command::new(rotel_bin())
+            .args(["start", "--otlp-grpc-endpoint", &format!("127.0.0.1:{port}")])
+            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{}", free_port())])
+            .args(["--exporter", "otlp", "--otlp-exporter-protocol", "http"])
+            .args(["--otlp-exporter-traces-endpoint", &format!("{PHOENIX}/v1/traces")])
+            .args(["--otlp-exporter-metrics-endpoint", &format!("{VM}/opentelemetry/v1/metrics")])
+            .args(["--otlp-exporter-logs-endpoint", &format!("{VM}/opentelemetry/v1/logs")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        poll(30, "rotel listening", || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        Rotel(child)
+    }
+}
+
+impl Drop for Rotel {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sessions(n: usize, salt: &str) -> Vec<MetricsEvent> {
+    let base = chrono::Utc::now() - chrono::Duration::minutes(30);
+    let mut events = Vec::new();
+    for i in 0..n {
+        events.extend(bamboo_otel::demo::agent_session(base + chrono::Duration::seconds(i as i64 * 60)));
+    }
+    fresh(&events, salt)
+}
+
+fn bridge(project: &str, port: u16) -> Bridge {
+    Bridge::builder()
+        .resource_attribute("openinference.project.name", project)
+        .traces_endpoint(format!("http://127.0.0.1:{port}"), Protocol::Grpc)
+        .metrics_exporter(ExporterKind::None)
+        .replay_clock()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_collector_down_at_start_gets_everything_once_it_is_up() {
+    let salt = salt();
+    let project = format!("fault-late-{salt}");
+    let port = free_port();
+    let b = bridge(&project, port);
+    let events = sessions(3, &salt);
+    let started = Instant::now();
+    for e in &events {
+        b.record(e.clone());
+    }
+    assert!(started.elapsed() < Duration::from_millis(500), "record must not wait for the backend");
+    // The first export attempt fails (nothing listens); the spans are kept.
+    assert!(b.force_flush(Duration::from_secs(30)));
+    let _rotel = Rotel::start(port);
+    let report = b.shutdown(Duration::from_secs(60));
+    assert_eq!((report.spans_exported, report.spans_dropped), (42, 0), "{report:?}");
+    assert!(report.span_export_failures >= 1, "the outage was seen: {report:?}");
+    assert_eq!(wait_for_spans(&project, 42).len(), 42);
+}
+
+#[test]
+fn a_collector_killed_mid_stream_and_restarted_loses_nothing_that_fits_the_buffer() {
+    let salt = salt();
+    let project = format!("fault-restart-{salt}");
+    let port = free_port();
+    let rotel = Rotel::start(port);
+    let b = bridge(&project, port);
+    let events = sessions(4, &salt);
+    let (first, second) = events.split_at(events.len() / 2);
+    for e in first {
+        b.record(e.clone());
+    }
+    assert!(b.force_flush(Duration::from_secs(30)));
+    // What rotel acknowledged must have reached Phoenix before it dies: a collector killed with spans in its own
+    // buffer loses them, and that is the collector's loss, not the bridge's.
+    wait_for_spans(&project, 28);
+    drop(rotel);
+    for e in second {
+        b.record(e.clone());
+    }
+    assert!(b.force_flush(Duration::from_secs(30)));
+    let _rotel = Rotel::start(port);
+    let report = b.shutdown(Duration::from_secs(60));
+    // received = exported + dropped + rejected (no sampler, nothing open after shutdown).
+    assert_eq!(report.events_received as usize, events.len(), "{report:?}");
+    assert_eq!((report.spans_exported, report.spans_dropped), (56, 0), "{report:?}");
+    assert!(report.span_export_failures >= 1, "{report:?}");
+    assert_eq!(wait_for_spans(&project, 56).len(), 56);
+}
+
+#[test]
+fn shutdown_returns_in_time_against_a_backend_that_never_answers() {
+    // Accepts connections and reads nothing: every request hangs until its timeout.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let keep = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().take(64).flatten() {
+            held.push(s);
+        }
+    });
+    for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
+        let url = match protocol {
+            Protocol::Grpc => format!("http://127.0.0.1:{port}"),
+            _ => format!("http://127.0.0.1:{port}/v1/traces"),
+        };
+        let b = Bridge::builder().traces_endpoint(url, protocol).metrics_exporter(ExporterKind::None).build().unwrap();
+        for e in bamboo_otel::demo::agent_session(chrono::Utc::now()) {
+            b.record(e);
+        }
+        let started = Instant::now();
+        let report = b.shutdown(Duration::from_secs(2));
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(3_500), "{protocol:?}: shutdown took {took:?}");
+        assert_eq!((report.spans_exported, report.spans_dropped), (0, 14), "{protocol:?}: {report:?}");
+        assert!(report.timed_out && report.export_failed(), "{protocol:?}: {report:?}");
+    }
+    drop(keep);
+}
