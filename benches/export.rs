@@ -7,60 +7,15 @@
 //!
 //! `cargo bench --bench export`
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+#[path = "../tests/common/http_sink.rs"]
+mod http_sink;
 
 use bamboo_otel::translate::{Output, TranslateConfig, Translator, TtlClock};
 use bamboo_otel::{Bridge, ExporterKind, MetricsEvent, Protocol};
 use prost::Message;
-
-/// A minimal OTLP/HTTP receiver: reads each request, counts its body bytes, answers 200 with an empty body.
-fn sink() -> (String, Arc<AtomicU64>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-    let bytes = Arc::new(AtomicU64::new(0));
-    let counted = bytes.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let counted = counted.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut out = stream;
-                let mut body = Vec::new();
-                loop {
-                    let mut len = 0usize;
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    loop {
-                        line.clear();
-                        reader.read_line(&mut line).unwrap();
-                        let l = line.trim_end();
-                        if l.is_empty() {
-                            break;
-                        }
-                        if let Some((k, v)) = l.split_once(':') {
-                            if k.eq_ignore_ascii_case("content-length") {
-                                len = v.trim().parse().unwrap();
-                            }
-                        }
-                    }
-                    body.resize(len, 0);
-                    reader.read_exact(&mut body).unwrap();
-                    counted.fetch_add(len as u64, Ordering::Relaxed);
-                    let _ = out.write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
-                    );
-                }
-            });
-        }
-    });
-    (url, bytes)
-}
 
 fn cpu_seconds() -> f64 {
     // utime + stime of this process, in clock ticks (100 Hz on Linux).
@@ -71,7 +26,7 @@ fn cpu_seconds() -> f64 {
 }
 
 fn end_to_end(events: &[MetricsEvent]) -> (f64, u64) {
-    let (url, bytes) = sink();
+    let (url, counts) = http_sink::start();
     let bridge = Bridge::builder()
         .traces_endpoint(url, Protocol::HttpProtobuf)
         .metrics_exporter(ExporterKind::None)
@@ -88,7 +43,7 @@ fn end_to_end(events: &[MetricsEvent]) -> (f64, u64) {
     let report = bridge.shutdown(Duration::from_secs(60));
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(report.spans_dropped, 0, "{report:?}");
-    (events.len() as f64 / secs, bytes.load(Ordering::Relaxed))
+    (events.len() as f64 / secs, counts.bytes.load(Ordering::Relaxed))
 }
 
 /// The floor: translate (already done) and encode the same spans as OTLP protobuf requests of 512 spans.

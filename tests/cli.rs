@@ -3,14 +3,13 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use bamboo_otel::console::MetricTotals;
 use bamboo_otel::semconv::Instrument;
-use bamboo_otel::translate::{Output as TrOutput, TranslateConfig, Translator, TtlClock};
+use bamboo_otel::translate::{Output as TrOutput, TranslateConfig, TtlClock};
 use bamboo_otel::MetricsEvent;
 use common::backends::*;
 
@@ -41,18 +40,9 @@ fn lines(events: &[MetricsEvent]) -> Vec<String> {
     events.iter().map(MetricsEvent::to_json).collect()
 }
 
-/// What the translator makes of `events` (replay: event clock, open spans finished at the end).
+/// What the translator makes of `events` (replay: event clock; open spans finished at the end when `finish`).
 fn translate(events: &[MetricsEvent], finish: bool) -> TrOutput {
-    let mut tr = Translator::new(TranslateConfig { clock: TtlClock::EventTime, ..Default::default() });
-    let mut out = TrOutput::new();
-    let now = chrono::Utc::now();
-    for e in events {
-        tr.process(e, now, &mut out);
-    }
-    if finish {
-        tr.finish(now, &mut out);
-    }
-    out
+    common::run_with(TranslateConfig { clock: TtlClock::EventTime, ..Default::default() }, events, finish)
 }
 
 fn input_tokens(out: &TrOutput) -> f64 {
@@ -62,17 +52,10 @@ fn input_tokens(out: &TrOutput) -> f64 {
 }
 
 fn vm_input_tokens(service: &str, want: f64) {
-    let q = format!("sum(gen_ai_client_token_usage_sum{{service_name=\"{service}\",gen_ai_token_type=\"input\"}})");
-    let mut last = None;
-    let found = (0..240).any(|_| {
-        last = vm_value(&q);
-        let ok = last == Some(want);
-        if !ok {
-            std::thread::sleep(std::time::Duration::from_millis(250));
-        }
-        ok
-    });
-    assert!(found, "{q}: want {want}, last seen {last:?}");
+    vm_wait_for(
+        &format!("sum(gen_ai_client_token_usage_sum{{service_name=\"{service}\",gen_ai_token_type=\"input\"}})"),
+        want,
+    );
 }
 
 /// `N spans exported` from a summary line.
@@ -122,9 +105,7 @@ fn replay_exports_files_and_gzip_exactly_and_reports_each_bad_line() {
     }
     let want = translate(&events, true);
     assert_eq!(spans_exported(&stderr), want.spans.len() as u64, "{stderr}");
-    let got = wait_for_spans(&project, want.spans.len());
-    let want_ids: HashSet<String> = want.spans.iter().map(|s| s.span_id.to_string()).collect();
-    assert_eq!(got.keys().cloned().collect::<HashSet<_>>(), want_ids);
+    assert_phoenix_has_exactly(&project, &want.spans);
     vm_input_tokens(&service, input_tokens(&want));
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -273,9 +254,7 @@ fn follow_survives_appends_rotation_truncation_and_a_restart_without_gaps_or_dup
     let want = translate(&events, false);
     let sent = spans_exported(&first_run) + spans_exported(&second_run);
     assert_eq!(sent, want.spans.len() as u64, "no span twice, none missing:\n{first_run}\n{second_run}");
-    let got = wait_for_spans(&project, want.spans.len());
-    let want_ids: HashSet<String> = want.spans.iter().map(|s| s.span_id.to_string()).collect();
-    assert_eq!(got.keys().cloned().collect::<HashSet<_>>(), want_ids);
+    assert_phoenix_has_exactly(&project, &want.spans);
     vm_input_tokens(&service, input_tokens(&want));
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bamboo_otel::console::MetricTotals;
 use bamboo_otel::semconv::Instrument;
-use bamboo_otel::translate::{Output, TranslateConfig, Translator, TtlClock};
+use bamboo_otel::translate::Output;
 use bamboo_otel::{Bridge, ExporterKind, MetricsEvent, Protocol};
 use common::backends::*;
 use serde_json::Value;
@@ -95,13 +95,7 @@ fn stream() -> Vec<MetricsEvent> {
 }
 
 fn translate(events: &[MetricsEvent]) -> Output {
-    let mut tr = Translator::new(TranslateConfig { clock: TtlClock::EventTime, ..Default::default() });
-    let mut out = Output::new();
-    for e in events {
-        tr.process(e, chrono::Utc::now(), &mut out);
-    }
-    tr.finish(chrono::Utc::now(), &mut out);
-    out
+    common::run(events)
 }
 
 #[test]

@@ -12,108 +12,12 @@ use std::process::{Command, Stdio};
 use bamboo_otel::console::MetricTotals;
 use bamboo_otel::events::*;
 use bamboo_otel::semconv::Instrument;
-use bamboo_otel::translate::{Output, TranslateConfig, Translator, TtlClock};
+use bamboo_otel::translate::Output;
 use common::backends::*;
-use rusqlite::{params, Connection};
+use common::metrics_db::{apply, SCHEMA};
+use rusqlite::Connection;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bamboo-otel");
-
-/// The columns every generation has (WIRE.md), plus two later additions the importer must tolerate.
-const SCHEMA: &str = "
-CREATE TABLE session_metrics (session_id TEXT PRIMARY KEY, model TEXT NOT NULL, started_at TEXT NOT NULL,
-  completed_at TEXT, status TEXT NOT NULL, total_rounds INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER NOT NULL
-  DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0, total_tokens INTEGER NOT NULL DEFAULT 0,
-  prompt_cached_tool_outputs INTEGER NOT NULL DEFAULT 0, tool_call_count INTEGER NOT NULL DEFAULT 0,
-  message_count INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL, total_tokens_saved INTEGER);
-CREATE TABLE round_metrics (round_id TEXT PRIMARY KEY, session_id TEXT NOT NULL REFERENCES session_metrics,
-  model TEXT NOT NULL, started_at TEXT NOT NULL, completed_at TEXT, status TEXT NOT NULL, prompt_tokens INTEGER
-  NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0, total_tokens INTEGER NOT NULL DEFAULT 0,
-  prompt_cached_tool_outputs INTEGER NOT NULL DEFAULT 0, error TEXT, tokens_saved INTEGER);
-CREATE TABLE tool_call_metrics (tool_call_id TEXT PRIMARY KEY, round_id TEXT NOT NULL, session_id TEXT NOT NULL,
-  tool_name TEXT NOT NULL, started_at TEXT NOT NULL, completed_at TEXT, success INTEGER, error TEXT);
-CREATE TABLE forward_request_metrics (forward_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, model TEXT NOT NULL,
-  is_stream INTEGER NOT NULL, started_at TEXT NOT NULL, completed_at TEXT, status_code INTEGER, status TEXT NOT NULL
-  DEFAULT 'pending', prompt_tokens INTEGER, completion_tokens INTEGER, total_tokens INTEGER, error TEXT,
-  updated_at TEXT NOT NULL);
-";
-
-fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
-}
-
-/// Applies one event to the database as Bamboo's storage does.
-fn apply(db: &Connection, e: &MetricsEvent) {
-    let at = |m: &EventMeta| ts(m.occurred_at);
-    match e {
-        MetricsEvent::Chat(ChatEvent::SessionStarted { meta, session_id, model }) => db.execute(
-            "INSERT INTO session_metrics (session_id, model, started_at, status, updated_at) VALUES (?1,?2,?3,'running',?3)",
-            params![session_id, model, at(meta)],
-        ),
-        MetricsEvent::Chat(ChatEvent::SessionCompleted { meta, session_id, status }) => db.execute(
-            "UPDATE session_metrics SET completed_at=?2, status=?3, updated_at=?2 WHERE session_id=?1",
-            params![session_id, at(meta), status.as_str()],
-        ),
-        MetricsEvent::Chat(ChatEvent::MessageCountUpdated { meta, session_id, message_count }) => db.execute(
-            "UPDATE session_metrics SET message_count=?2, updated_at=?3 WHERE session_id=?1",
-            params![session_id, message_count, at(meta)],
-        ),
-        MetricsEvent::Chat(ChatEvent::RoundStarted { meta, round_id, session_id, model }) => db.execute(
-            "INSERT INTO round_metrics (round_id, session_id, model, started_at, status) VALUES (?1,?2,?3,?4,'running')",
-            params![round_id, session_id, model, at(meta)],
-        ),
-        MetricsEvent::Chat(ChatEvent::RoundCompleted { meta, round_id, status, usage, error, .. }) => db.execute(
-            "UPDATE round_metrics SET completed_at=?2, status=?3, prompt_tokens=?4, completion_tokens=?5,
-             total_tokens=?6, error=?7 WHERE round_id=?1",
-            params![
-                round_id,
-                at(meta),
-                status.as_str(),
-                usage.prompt_tokens,
-                usage.completion_tokens,
-                usage.total_tokens,
-                error
-            ],
-        ),
-        MetricsEvent::Chat(ChatEvent::ToolCalled {
-            meta, tool_call_id, round_id, session_id, tool_name, latency_ms, success,
-        }) => db.execute(
-            "INSERT INTO tool_call_metrics VALUES (?1,?2,?3,?4,?5,?6,?7,NULL)",
-            params![
-                tool_call_id,
-                round_id,
-                session_id,
-                tool_name,
-                ts(meta.occurred_at - chrono::Duration::milliseconds(*latency_ms as i64)),
-                at(meta),
-                *success as i64
-            ],
-        ),
-        MetricsEvent::Forward(ForwardEvent::RequestStarted { meta, request_id, endpoint, model, is_stream }) => db
-            .execute(
-                "INSERT INTO forward_request_metrics (forward_id, endpoint, model, is_stream, started_at, updated_at)
-                 VALUES (?1,?2,?3,?4,?5,?5)",
-                params![request_id, endpoint, model, *is_stream as i64, at(meta)],
-            ),
-        MetricsEvent::Forward(ForwardEvent::RequestCompleted {
-            meta, request_id, status_code, status, usage, error, ..
-        }) => db.execute(
-            "UPDATE forward_request_metrics SET completed_at=?2, status_code=?3, status=?4, prompt_tokens=?5,
-             completion_tokens=?6, total_tokens=?7, error=?8, updated_at=?2 WHERE forward_id=?1",
-            params![
-                request_id,
-                at(meta),
-                status_code,
-                status.as_str(),
-                usage.map(|u| u.prompt_tokens),
-                usage.map(|u| u.completion_tokens),
-                usage.map(|u| u.total_tokens),
-                error
-            ],
-        ),
-        _ => Ok(0),
-    }
-    .unwrap();
-}
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("bamboo-otel-db-{tag}-{}", salt()));
@@ -127,19 +31,6 @@ fn otel_env(cmd: &mut Command, project: &str) {
         .env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf")
         .env("OTEL_SERVICE_NAME", project)
         .env("OTEL_RESOURCE_ATTRIBUTES", format!("openinference.project.name={project}"));
-}
-
-fn vm_sum(q: &str, want: f64) {
-    let mut last = None;
-    let ok = (0..240).any(|_| {
-        last = vm_value(q);
-        let ok = last == Some(want);
-        if !ok {
-            std::thread::sleep(std::time::Duration::from_millis(250));
-        }
-        ok
-    });
-    assert!(ok, "{q}: want {want}, last {last:?}");
 }
 
 fn spans_exported(stderr: &str) -> u64 {
@@ -175,13 +66,7 @@ fn without_trace_id(e: &MetricsEvent) -> MetricsEvent {
 }
 
 fn event_path(events: &[MetricsEvent]) -> Output {
-    let mut tr = Translator::new(TranslateConfig { clock: TtlClock::EventTime, ..Default::default() });
-    let mut out = Output::new();
-    for e in events {
-        tr.process(e, chrono::Utc::now(), &mut out);
-    }
-    tr.finish(chrono::Utc::now(), &mut out);
-    out
+    common::run(events)
 }
 
 fn build_db(path: &Path, events: &[MetricsEvent]) {
@@ -189,7 +74,7 @@ fn build_db(path: &Path, events: &[MetricsEvent]) {
     db.pragma_update(None, "journal_mode", "wal").unwrap();
     db.execute_batch(SCHEMA).unwrap();
     for e in events {
-        apply(&db, e);
+        apply(&db, e).unwrap();
     }
 }
 
@@ -222,7 +107,7 @@ fn import_db_gives_the_same_spans_and_metrics_as_the_event_path() {
     totals.extend(&want.metrics);
     for ty in ["input", "output"] {
         let want = totals.total(Instrument::TokenUsage, &[("gen_ai.token.type", ty)]).sum;
-        vm_sum(
+        vm_wait_for(
             &format!("sum(gen_ai_client_token_usage_sum{{service_name=\"{project}\",gen_ai_token_type=\"{ty}\"}})"),
             want,
         );
@@ -312,7 +197,7 @@ fn import_db_follow_keeps_up_with_a_concurrent_wal_writer_across_a_restart() {
     assert_eq!(names, HashSet::from(["invoke_agent bamboo", "chat gpt-4o", "execute_tool Read"]));
     // Input tokens: 100 + 200 + 300 per session, counted once across both importer processes.
     let q = format!("sum(gen_ai_client_token_usage_sum{{service_name=\"{project}\",gen_ai_token_type=\"input\"}})");
-    vm_sum(&q, (SESSIONS * 600) as f64);
+    vm_wait_for(&q, (SESSIONS * 600) as f64);
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -1,6 +1,8 @@
 //! What the HTTP exporter puts on the wire, captured by a one-shot loopback HTTP server: headers and gzip.
 #![cfg(feature = "http")]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
@@ -47,53 +49,11 @@ fn capture_one() -> (String, std::thread::JoinHandle<Captured>) {
     (url, handle)
 }
 
-/// Accepts any number of requests on any number of connections; counts the spans' bytes and requests.
-fn counting_sink() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-    let requests = std::sync::Arc::new(AtomicU64::new(0));
-    let seen = requests.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let seen = seen.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut out = stream;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut len = 0;
-                    loop {
-                        line.clear();
-                        reader.read_line(&mut line).unwrap();
-                        if line.trim_end().is_empty() {
-                            break;
-                        }
-                        if let Some((k, v)) = line.split_once(':') {
-                            if k.eq_ignore_ascii_case("content-length") {
-                                len = v.trim().parse().unwrap();
-                            }
-                        }
-                    }
-                    let mut body = vec![0; len];
-                    reader.read_exact(&mut body).unwrap();
-                    seen.fetch_add(1, Ordering::Relaxed);
-                    let _ = out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
-                }
-            });
-        }
-    });
-    (url, requests)
-}
-
 #[test]
 fn a_healthy_backend_loses_nothing_when_the_queue_holds_more_than_the_span_buffer() {
     // Found by the export benchmark: shutdown used to translate the whole queue before exporting, overflowing the
     // pending buffer. 6,000 sessions are 156,000 spans, far beyond the 32,768-span buffer.
-    let (url, requests) = counting_sink();
+    let (url, counts) = common::http_sink::start();
     let events = bamboo_otel::demo::load_mix(6_000, chrono::Utc::now() - chrono::Duration::hours(6));
     let bridge = Bridge::builder()
         .traces_endpoint(url, Protocol::HttpProtobuf)
@@ -107,7 +67,7 @@ fn a_healthy_backend_loses_nothing_when_the_queue_holds_more_than_the_span_buffe
     let report = bridge.shutdown(Duration::from_secs(60));
     assert_eq!(report.events_dropped, 0, "{report:?}");
     assert_eq!((report.spans_exported, report.spans_dropped), (6_000 * 26, 0), "{report:?}");
-    assert!(requests.load(std::sync::atomic::Ordering::Relaxed) >= 6_000 * 26 / 512);
+    assert!(counts.requests.load(std::sync::atomic::Ordering::Relaxed) >= 6_000 * 26 / 512);
 }
 
 fn header<'a>(c: &'a Captured, name: &str) -> Option<&'a str> {

@@ -134,3 +134,24 @@ pub fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Polls VictoriaMetrics until `query` returns exactly `want` (within 60 s), failing with the last value seen.
+pub fn vm_wait_for(query: &str, want: f64) {
+    let mut last = None;
+    let found = (0..240).any(|_| {
+        last = vm_value(query);
+        let ok = last == Some(want);
+        if !ok {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        ok
+    });
+    assert!(found, "{query}: want {want}, last seen {last:?}");
+}
+
+/// The span ids Phoenix holds for `project` are exactly `want`'s (after waiting for as many).
+pub fn assert_phoenix_has_exactly(project: &str, want: &[bamboo_otel::translate::SpanRecord]) {
+    let got = wait_for_spans(project, want.len());
+    let want_ids: HashSet<String> = want.iter().map(|s| s.span_id.to_string()).collect();
+    assert_eq!(got.keys().cloned().collect::<HashSet<_>>(), want_ids);
+}

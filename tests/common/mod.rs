@@ -3,6 +3,9 @@
 
 #[cfg(feature = "otel")]
 pub mod backends;
+pub mod http_sink;
+#[cfg(feature = "sources")]
+pub mod metrics_db;
 
 use bamboo_otel::events::*;
 use bamboo_otel::translate::{Output, SpanRecord, TranslateConfig, Translator, TtlClock};
