@@ -264,8 +264,10 @@ fn ten_thousand_events_are_all_exported_at_shutdown() {
     let want = expected(&events);
     let mut totals = MetricTotals::new();
     totals.extend(&want.metrics);
+    let project = format!("e2e-10k-{salt}");
     let b = Bridge::builder()
         .service_name(format!("e2e-10k-{salt}"))
+        .resource_attribute("openinference.project.name", &project)
         .traces_endpoint("http://127.0.0.1:14317", Protocol::Grpc)
         .metrics_endpoint(format!("{VM}/opentelemetry/v1/metrics"), Protocol::HttpProtobuf)
         .queue_size(16_384)
@@ -279,8 +281,11 @@ fn ten_thousand_events_are_all_exported_at_shutdown() {
     assert_eq!(report.spans_dropped, 0);
     let query =
         format!("sum(gen_ai_client_token_usage_sum{{service_name=\"e2e-10k-{salt}\",gen_ai_token_type=\"input\"}})");
-    let got = poll(30, &query, || vm_value(&query));
-    assert_eq!(got, totals.total(Instrument::TokenUsage, &[("gen_ai.token.type", "input")]).sum);
+    vm_wait_for(&query, totals.total(Instrument::TokenUsage, &[("gen_ai.token.type", "input")]).sum);
+    // Every span, through the rotel hop into Phoenix, read back by id (Phoenix takes a while for 5,000).
+    let got = wait_for_spans_within(&project, want.spans.len(), 300);
+    let want_ids: HashSet<String> = want.spans.iter().map(|s| s.span_id.to_string()).collect();
+    assert_eq!(got.keys().cloned().collect::<HashSet<_>>(), want_ids);
 }
 
 fn quick_bridge() -> Bridge {

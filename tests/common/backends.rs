@@ -51,7 +51,12 @@ pub fn phoenix_spans(project: &str) -> HashMap<String, Value> {
 }
 
 pub fn wait_for_spans(project: &str, n: usize) -> HashMap<String, Value> {
-    poll(90, &format!("{n} spans in Phoenix project {project}"), || {
+    wait_for_spans_within(project, n, 90)
+}
+
+/// Like [`wait_for_spans`], for volumes Phoenix needs longer to ingest (a few hundred spans a second).
+pub fn wait_for_spans_within(project: &str, n: usize, secs: u64) -> HashMap<String, Value> {
+    poll(secs, &format!("{n} spans in Phoenix project {project}"), || {
         let spans = phoenix_spans(project);
         (spans.len() >= n).then_some(spans)
     })
