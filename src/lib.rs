@@ -17,6 +17,7 @@ pub mod demo;
 pub mod events;
 #[cfg(feature = "otel")]
 mod export;
+mod hash;
 pub mod ids;
 pub mod semconv;
 #[cfg(feature = "sources")]

@@ -283,9 +283,7 @@ fn ten_thousand_events_are_all_exported_at_shutdown() {
         format!("sum(gen_ai_client_token_usage_sum{{service_name=\"e2e-10k-{salt}\",gen_ai_token_type=\"input\"}})");
     vm_wait_for(&query, totals.total(Instrument::TokenUsage, &[("gen_ai.token.type", "input")]).sum);
     // Every span, through the rotel hop into Phoenix, read back by id (Phoenix takes a while for 5,000).
-    let got = wait_for_spans_within(&project, want.spans.len(), 300);
-    let want_ids: HashSet<String> = want.spans.iter().map(|s| s.span_id.to_string()).collect();
-    assert_eq!(got.keys().cloned().collect::<HashSet<_>>(), want_ids);
+    assert_phoenix_has_exactly_within(&project, &want.spans, 300);
 }
 
 fn quick_bridge() -> Bridge {

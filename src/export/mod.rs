@@ -13,7 +13,6 @@ mod worker;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -308,7 +307,7 @@ pub(crate) fn data_points(rm: &ResourceMetrics) -> u64 {
 /// Counter increments not yet handed to the SDK, summed per instrument and attribute set.
 #[derive(Default)]
 pub(crate) struct CounterBatch {
-    sums: HashMap<(Instrument, Vec<KeyValue>), i64, BuildHasherDefault<FxHasher>>,
+    sums: HashMap<(Instrument, Vec<KeyValue>), i64, crate::hash::Seeded>,
 }
 
 impl CounterBatch {
@@ -321,33 +320,6 @@ impl CounterBatch {
 
     pub(crate) fn is_full(&self) -> bool {
         self.sums.len() >= Self::MAX_SERIES
-    }
-}
-
-/// The rustc hasher (multiply-rotate): a fraction of SipHash's cost on short keys; nothing here is
-/// attacker-chosen beyond attribute values whose cardinality is capped upstream.
-#[derive(Default)]
-pub(crate) struct FxHasher(u64);
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
-    }
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

@@ -197,7 +197,7 @@ impl Worker {
                         self.export_metrics();
                         // One attempt per batch: a flush during an outage reports back instead of retrying forever.
                         let deadline = Instant::now() + self.settings.export_timeout + Duration::from_secs(1);
-                        self.wait_idle(Some(deadline), false);
+                        self.wait_idle(deadline, false);
                         let _ = reply.send(());
                     }
                     Control::Shutdown(timeout, reply) => {
@@ -375,12 +375,12 @@ impl Worker {
 
     /// Waits until nothing is in flight (or the deadline passes), dispatching what is pending as room frees up;
     /// with `retry`, batches that failed are sent again while time remains.
-    fn wait_idle(&mut self, deadline: Option<Instant>, retry: bool) {
+    fn wait_idle(&mut self, deadline: Instant, retry: bool) {
         while self.batches_in_flight > 0 || self.metrics_in_flight {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if Instant::now() >= deadline {
                 return;
             }
-            self.take_results(Some(remaining(deadline, self.settings.export_timeout + Duration::from_secs(1))));
+            self.take_results(Some(remaining(Some(deadline), self.settings.export_timeout + Duration::from_secs(1))));
             // After a failure the batch is back in `pending`: try it again while time remains.
             if retry || !self.trace_outage {
                 self.dispatch(true);
@@ -452,10 +452,10 @@ impl Worker {
         self.drain_out();
         self.note_queue_drops();
         self.dispatch(true);
-        self.wait_idle(Some(deadline), true);
+        self.wait_idle(deadline, true);
         // Metrics last, so they include every count made above.
         self.export_metrics();
-        self.wait_idle(Some(deadline), true);
+        self.wait_idle(deadline, true);
         let unsent = self.pending.len() as u64;
         // Batches still out at the deadline: their fate is unknown, so they are reported as not exported.
         let unconfirmed = self.spans_in_flight;

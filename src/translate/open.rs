@@ -2,51 +2,11 @@
 //! recently seen keys (event ids for de-duplication, ended span ids against late duplicates).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasher, Hasher};
 
-/// Hashes the translator's u64 keys (already FNV/SplitMix digests of ids) with one SplitMix round keyed by a
-/// per-process random seed: a fraction of SipHash's cost, and still unpredictable to whoever chooses the ids.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SeededU64 {
-    seed: u64,
-}
-
-impl Default for SeededU64 {
-    fn default() -> Self {
-        // RandomState carries the process's random keys; one hash of it is a random seed without a new dependency.
-        SeededU64 { seed: std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64) }
-    }
-}
-
-impl BuildHasher for SeededU64 {
-    type Hasher = U64Hasher;
-    fn build_hasher(&self) -> U64Hasher {
-        U64Hasher(self.seed)
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct U64Hasher(u64);
-
-impl Hasher for U64Hasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        let mut z = (self.0 ^ n).wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        self.0 = z ^ (z >> 31);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+use crate::hash::Seeded;
 
 /// A map keyed by the translator's u64 keys.
-pub(crate) type KeyMap<V> = HashMap<u64, V, SeededU64>;
+pub(crate) type KeyMap<V> = HashMap<u64, V, Seeded>;
 
 /// Which map an open entry lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,7 +82,7 @@ impl LruIndex {
 /// A set that remembers at most `capacity` keys, forgetting the oldest first.
 #[derive(Debug)]
 pub(crate) struct BoundedSet {
-    set: HashSet<u64, SeededU64>,
+    set: HashSet<u64, Seeded>,
     order: VecDeque<u64>,
     capacity: usize,
 }
@@ -156,7 +116,7 @@ impl BoundedSet {
 /// only for the entries that hold it.
 #[derive(Debug, Default)]
 pub(crate) struct Interner {
-    strings: HashSet<std::sync::Arc<str>>,
+    strings: HashSet<std::sync::Arc<str>, Seeded>,
 }
 
 impl Interner {

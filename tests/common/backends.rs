@@ -156,7 +156,12 @@ pub fn vm_wait_for(query: &str, want: f64) {
 
 /// The span ids Phoenix holds for `project` are exactly `want`'s (after waiting for as many).
 pub fn assert_phoenix_has_exactly(project: &str, want: &[bamboo_otel::translate::SpanRecord]) {
-    let got = wait_for_spans(project, want.len());
+    assert_phoenix_has_exactly_within(project, want, 90);
+}
+
+/// [`assert_phoenix_has_exactly`], waiting up to `secs` for Phoenix to ingest them.
+pub fn assert_phoenix_has_exactly_within(project: &str, want: &[bamboo_otel::translate::SpanRecord], secs: u64) {
+    let got = wait_for_spans_within(project, want.len(), secs);
     let want_ids: HashSet<String> = want.iter().map(|s| s.span_id.to_string()).collect();
     assert_eq!(got.keys().cloned().collect::<HashSet<_>>(), want_ids);
 }
