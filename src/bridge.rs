@@ -41,8 +41,11 @@ pub struct ShutdownReport {
     pub spans_exported: u64,
     /// Spans not kept by the sampler.
     pub spans_sampled_out: u64,
-    /// Spans that could not be exported (buffer full during an outage, or still unsent at the shutdown deadline).
+    /// Spans that could not be exported (buffer full during an outage, refused by the backend for good, or still
+    /// unsent at the shutdown deadline).
     pub spans_dropped: u64,
+    /// Of `spans_dropped`, those the backend refused for good (an OTLP non-retryable response such as HTTP 400).
+    pub spans_rejected: u64,
     /// Spans emitted without their start or completion (open at shutdown, idle, evicted).
     pub spans_incomplete: u64,
     pub span_export_failures: u64,
@@ -137,7 +140,6 @@ impl BridgeBuilder {
         self.map(|s| s.headers.push((k, v)))
     }
 
-    /// gzip-compress every export.
     /// Trust only the CA certificates in this PEM file for TLS to the collector (both signals), as
     /// `OTEL_EXPORTER_OTLP_CERTIFICATE` does. The file is read when the bridge is built.
     pub fn certificate(self, pem_file: impl Into<std::path::PathBuf>) -> Self {
@@ -148,16 +150,33 @@ impl BridgeBuilder {
         })
     }
 
+    /// gzip-compress every export.
     pub fn gzip(self, yes: bool) -> Self {
         self.map(|s| s.gzip = yes)
     }
 
-    /// Events waiting for the worker; beyond it `record` drops and counts. Default 8192.
     /// Span batches sent at once (default 8; `BAMBOO_OTEL_MAX_CONCURRENT_EXPORTS`).
     pub fn max_concurrent_exports(self, n: usize) -> Self {
         self.map(|s| s.max_concurrent_exports = n.max(1))
     }
 
+    /// Spans per export request (default 512; `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+    pub fn batch_size(self, n: usize) -> Self {
+        self.map(|s| s.batch_size = n.max(1))
+    }
+
+    /// Finished spans kept waiting for export while the backend is failing; beyond it the oldest are dropped and
+    /// counted (default 32,768; `OTEL_BSP_MAX_QUEUE_SIZE`). With the event queue, this bounds the bridge's memory.
+    pub fn max_queued_spans(self, n: usize) -> Self {
+        self.map(|s| s.max_pending_spans = n.max(1))
+    }
+
+    /// How long one export request may take, retries included (default 10 s; `OTEL_EXPORTER_OTLP_TIMEOUT`).
+    pub fn export_timeout(self, timeout: Duration) -> Self {
+        self.map(|s| s.export_timeout = timeout)
+    }
+
+    /// Events waiting for the worker; beyond it `record` drops and counts. Default 8192.
     pub fn queue_size(self, n: usize) -> Self {
         self.map(|s| s.queue_size = n.max(1))
     }
@@ -340,7 +359,9 @@ impl Bridge {
     }
 
     /// Translates everything queued so far and exports finished spans and current metrics; waits at most
-    /// `timeout`. Open spans stay open.
+    /// `timeout`. Open spans stay open. Returns whether every finished span handed over so far has been exported
+    /// (or dropped and counted): `false` when the timeout passed or the backend is failing and spans wait for a
+    /// retry, so a source can checkpoint only what is really delivered.
     pub fn force_flush(&self, timeout: Duration) -> bool {
         #[cfg(feature = "otel")]
         {
@@ -351,7 +372,7 @@ impl Bridge {
                 return false;
             }
             drop(guard);
-            rx.recv_timeout(timeout).is_ok()
+            rx.recv_timeout(timeout).unwrap_or(false)
         }
         #[cfg(not(feature = "otel"))]
         {

@@ -159,3 +159,7 @@ pub const EVICT_IDLE: &str = "idle";
 pub const EVICT_CAPACITY: &str = "capacity";
 pub const EVICT_SHUTDOWN: &str = "shutdown";
 pub const EVICT_ORPHAN: &str = "orphan";
+/// Spans the backend refused for good (an OTLP non-retryable response).
+pub const DROP_REJECTED: &str = "rejected";
+/// Spans lost to the pending buffer's bound while the backend was failing.
+pub const DROP_EXPORT_FAILED: &str = "export_failed";

@@ -1,16 +1,19 @@
 //! Faults injected for real: a collector that is down at start, killed mid-stream and started again, and a
 //! backend that accepts connections but never answers. Each is bounded in time and checks what the shutdown
 //! report and the backend say.
-#![cfg(feature = "grpc")]
+#![cfg(all(feature = "grpc", feature = "http"))]
 
 mod common;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bamboo_otel::{Bridge, ExporterKind, MetricsEvent, Protocol};
 use common::backends::*;
+use common::http_sink::{self, Reply};
 
 fn rotel_bin() -> std::path::PathBuf {
     let cache = std::env::var("BAMBOO_OTEL_CACHE")
@@ -88,8 +91,8 @@ fn a_collector_down_at_start_gets_everything_once_it_is_up() {
         b.record(e.clone());
     }
     assert!(started.elapsed() < Duration::from_millis(500), "record must not wait for the backend");
-    // The first export attempt fails (nothing listens); the spans are kept.
-    assert!(b.force_flush(Duration::from_secs(30)));
+    // The first export attempt fails (nothing listens); the spans are kept, and the flush says they are not sent.
+    assert!(!b.force_flush(Duration::from_secs(30)), "a flush into an outage must not claim delivery");
     let _rotel = Rotel::start(port);
     let report = b.shutdown(Duration::from_secs(60));
     assert_eq!((report.spans_exported, report.spans_dropped), (42, 0), "{report:?}");
@@ -117,7 +120,7 @@ fn a_collector_killed_mid_stream_and_restarted_loses_nothing_that_fits_the_buffe
     for e in second {
         b.record(e.clone());
     }
-    assert!(b.force_flush(Duration::from_secs(30)));
+    assert!(!b.force_flush(Duration::from_secs(30)), "a flush into an outage must not claim delivery");
     let _rotel = Rotel::start(port);
     let report = b.shutdown(Duration::from_secs(60));
     // received = exported + dropped + rejected (no sampler, nothing open after shutdown).
@@ -155,4 +158,51 @@ fn shutdown_returns_in_time_against_a_backend_that_never_answers() {
         assert!(report.timed_out && report.export_failed(), "{protocol:?}: {report:?}");
     }
     drop(keep);
+}
+
+fn http_bridge(url: &str, batch: usize) -> Bridge {
+    Bridge::builder()
+        .traces_endpoint(url, Protocol::HttpProtobuf)
+        .metrics_exporter(ExporterKind::None)
+        .batch_size(batch)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_batch_the_backend_refuses_for_good_is_dropped_and_counted_not_retried_forever() {
+    // HTTP 400 is OTLP's "do not retry". Before the fix the batch went back in front of the buffer and was sent
+    // again forever, so nothing behind it could leave.
+    let (url, counts) = http_sink::start_scripted(Arc::new(|_, _, _| Reply::status(400)));
+    let b = http_bridge(&url, 7);
+    for e in bamboo_otel::demo::agent_session(chrono::Utc::now()) {
+        b.record(e);
+    }
+    let report = b.shutdown(Duration::from_secs(20));
+    assert_eq!((report.spans_exported, report.spans_dropped, report.spans_rejected), (0, 14, 14), "{report:?}");
+    assert!(!report.timed_out, "a refusal is final, not a reason to wait out the deadline: {report:?}");
+    // Two batches of 7, each sent once: the exporter does not retry a 400 and neither does the bridge.
+    assert_eq!(counts.requests.load(Ordering::SeqCst), 2);
+    assert_eq!(report.span_export_failures, 2);
+}
+
+#[test]
+fn a_throttling_backend_is_waited_for_as_retry_after_says() {
+    // The first answer is 503 with Retry-After: 1; the exporter must wait at least that long, then succeed.
+    let (url, counts) = http_sink::start_scripted(Arc::new(|n, _, _| match n {
+        0 => Reply { status: 503, headers: vec![("retry-after", "1".into())] },
+        _ => Reply::ok(),
+    }));
+    let b = http_bridge(&url, 512);
+    for e in bamboo_otel::demo::agent_session(chrono::Utc::now()) {
+        b.record(e);
+    }
+    let report = b.shutdown(Duration::from_secs(20));
+    assert_eq!((report.spans_exported, report.spans_dropped), (14, 0), "{report:?}");
+    // Retried inside the exporter: not a failure the bridge reports, and never a drop.
+    assert_eq!(report.span_export_failures, 0, "{report:?}");
+    let arrivals = counts.arrivals.lock().unwrap().clone();
+    assert_eq!(arrivals.len(), 2, "one throttled attempt, one retry");
+    let waited = arrivals[1] - arrivals[0];
+    assert!(waited >= Duration::from_millis(1000), "Retry-After: 1 was not honoured: retried after {waited:?}");
 }

@@ -30,8 +30,52 @@ pub(crate) enum Job {
     Metrics(Duration),
 }
 
-/// A failure: low-cardinality reason and the message to log.
-pub(crate) type Failure = (&'static str, String);
+/// A failed export: a low-cardinality reason, the message to log, and whether the backend refused it for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub reason: &'static str,
+    pub message: String,
+    /// Sending the same data again will be refused again (OTLP's non-retryable responses).
+    pub permanent: bool,
+}
+
+impl Failure {
+    fn timeout(timeout: Duration) -> Failure {
+        Failure { reason: "timeout", message: format!("no answer within {timeout:?}"), permanent: false }
+    }
+
+    /// Classifies the exporter's error. The exporter has already retried, with backoff and `Retry-After` /
+    /// `RetryInfo`, what the OTLP spec calls retryable (HTTP 429, 502, 503, 504 and network errors; gRPC
+    /// UNAVAILABLE, RESOURCE_EXHAUSTED with RetryInfo, ABORTED, …), so what reaches us either ran out of retries
+    /// (the backend is down or overloaded: keep the data) or was refused for good: an HTTP 4xx other than 408
+    /// and 429, or a gRPC client-error code. Those bytes would be refused again, so the batch is dropped and
+    /// counted as `rejected` instead of blocking everything behind it. A 500 or gRPC INTERNAL, which the spec
+    /// also calls non-retryable, is kept and retried within the bounded buffer: from a collector it is far more
+    /// often a restart or overload than a verdict on the data.
+    pub(crate) fn classify(message: String) -> Failure {
+        let http = message
+            .split_once("status code: ")
+            .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u16>().ok());
+        let grpc = message
+            .split_once("gRPC code: ")
+            .map(|(_, rest)| rest.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or(""));
+        let permanent = match (http, grpc) {
+            (Some(code), _) => (400..500).contains(&code) && code != 408 && code != 429,
+            (None, Some(code)) => matches!(
+                code,
+                "InvalidArgument"
+                    | "NotFound"
+                    | "AlreadyExists"
+                    | "PermissionDenied"
+                    | "Unauthenticated"
+                    | "FailedPrecondition"
+                    | "Unimplemented"
+            ),
+            (None, None) => false,
+        };
+        Failure { reason: if permanent { "rejected" } else { "export_error" }, message, permanent }
+    }
+}
 
 pub(crate) enum Done {
     /// Spans exported, or the batch back with the failure.
@@ -115,8 +159,8 @@ impl Sinks {
                 let data = batch.iter().map(|p| p.to_span_data(&self.scope)).collect();
                 match tokio::time::timeout(timeout, exporter.export(data)).await {
                     Ok(Ok(())) => Ok(n),
-                    Ok(Err(e)) => Err((batch, ("export_error", e.to_string()))),
-                    Err(_) => Err((batch, ("timeout", format!("no answer within {timeout:?}")))),
+                    Ok(Err(e)) => Err((batch, Failure::classify(e.to_string()))),
+                    Err(_) => Err((batch, Failure::timeout(timeout))),
                 }
             }
         }
@@ -124,11 +168,12 @@ impl Sinks {
 
     async fn export_metrics(&self, timeout: Duration) -> Result<u64, Failure> {
         let MetricSink::Otlp(exporter) = &self.metric_sink else { return Ok(0) };
-        let rm = self.metrics.collect().map_err(|e| ("collect_error", e))?;
+        let rm =
+            self.metrics.collect().map_err(|message| Failure { reason: "collect_error", message, permanent: false })?;
         match tokio::time::timeout(timeout, exporter.export(&rm)).await {
             Ok(Ok(())) => Ok(data_points(&rm)),
-            Ok(Err(e)) => Err(("export_error", e.to_string())),
-            Err(_) => Err(("timeout", format!("no answer within {timeout:?}"))),
+            Ok(Err(e)) => Err(Failure::classify(e.to_string())),
+            Err(_) => Err(Failure::timeout(timeout)),
         }
     }
 }
@@ -158,5 +203,32 @@ fn print_console(batch: &[Pending]) {
         if let Pending::App(s) = p {
             println!("app span {} trace={} span={}", s.name, s.span_context.trace_id(), s.span_context.span_id());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Failure;
+
+    #[test]
+    fn only_client_errors_are_permanent() {
+        let http = |code: u16| Failure::classify(format!("HTTP export failed with status code: {code}"));
+        for code in [400, 401, 403, 404, 413, 415] {
+            assert!(http(code).permanent, "{code}");
+            assert_eq!(http(code).reason, "rejected");
+        }
+        for code in [408, 429, 500, 502, 503, 504] {
+            assert!(!http(code).permanent, "{code}");
+            assert_eq!(http(code).reason, "export_error");
+        }
+        let grpc = |code: &str| Failure::classify(format!("BatchSpanProcessor export failed with gRPC code: {code}"));
+        for code in ["InvalidArgument", "Unauthenticated", "PermissionDenied", "Unimplemented"] {
+            assert!(grpc(code).permanent, "{code}");
+        }
+        for code in ["Unavailable", "ResourceExhausted", "Internal", "Unknown", "DeadlineExceeded"] {
+            assert!(!grpc(code).permanent, "{code}");
+        }
+        assert!(!grpc("Unavailable: transport error: connection refused").permanent);
+        assert!(!Failure::classify("HTTP export failed: network error".into()).permanent);
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 
-use super::shipper::{Done, Job, Pending, Shipper};
+use super::shipper::{Done, Failure, Job, Pending, Shipper};
 use super::{metric_sink, resource, scope, span_sink, CounterBatch, MetricSink, Metrics, SpanSink};
 use crate::bridge::{Shared, ShutdownReport};
 use crate::config::{BuildError, Settings};
@@ -26,7 +26,8 @@ use crate::semconv::{self as sc, Instrument};
 use crate::translate::{Output, Translator};
 
 pub(crate) enum Control {
-    Flush(Sender<()>),
+    /// Replies whether everything handed over so far was exported (nothing pending, nothing in flight).
+    Flush(Sender<bool>),
     Shutdown(Duration, Sender<ShutdownReport>),
 }
 
@@ -89,6 +90,8 @@ struct Worker {
     report: ShutdownReport,
     queue_full_seen: u64,
     trace_outage: bool,
+    /// A permanent rejection was logged; cleared by the next successful export.
+    trace_rejecting: bool,
     metric_outage: bool,
 }
 
@@ -145,6 +148,7 @@ impl Worker {
             report: ShutdownReport::default(),
             queue_full_seen: 0,
             trace_outage: false,
+            trace_rejecting: false,
             metric_outage: false,
         })
     }
@@ -198,7 +202,7 @@ impl Worker {
                         // One attempt per batch: a flush during an outage reports back instead of retrying forever.
                         let deadline = Instant::now() + self.settings.export_timeout + Duration::from_secs(1);
                         self.wait_idle(deadline, false);
-                        let _ = reply.send(());
+                        let _ = reply.send(self.pending.is_empty() && self.batches_in_flight == 0);
                     }
                     Control::Shutdown(timeout, reply) => {
                         let report = self.shutdown(&rx, &arx, timeout);
@@ -265,7 +269,7 @@ impl Worker {
         if self.pending.len() > self.settings.max_pending_spans {
             self.pending.pop_front();
             self.report.spans_dropped += 1;
-            let reason = if self.trace_outage { "export_failed" } else { "buffer_full" };
+            let reason = if self.trace_outage { sc::DROP_EXPORT_FAILED } else { "buffer_full" };
             self.metrics.count(Instrument::BridgeSpansDropped, 1, &[(sc::REASON, reason)]);
         }
     }
@@ -394,16 +398,30 @@ impl Worker {
                 self.batches_in_flight -= 1;
                 self.spans_in_flight -= n as u64;
                 self.report.spans_exported += n as u64;
+                self.trace_rejecting = false;
                 if self.trace_outage {
                     tracing::info!(target: "bamboo_otel", "span export recovered");
                     self.trace_outage = false;
                 }
             }
-            Done::Spans(Err((batch, (reason, message)))) => {
+            Done::Spans(Err((batch, failure))) => {
                 self.batches_in_flight -= 1;
                 self.spans_in_flight -= batch.len() as u64;
                 self.report.span_export_failures += 1;
+                let Failure { reason, message, permanent } = failure;
                 self.metrics.count(Instrument::BridgeExportFailures, 1, &[("signal", "traces"), (sc::REASON, reason)]);
+                if permanent {
+                    // Refused for good: sending it again would be refused again and block what comes after.
+                    let n = batch.len() as u64;
+                    self.report.spans_dropped += n;
+                    self.report.spans_rejected += n;
+                    self.metrics.count(Instrument::BridgeSpansDropped, n, &[(sc::REASON, sc::DROP_REJECTED)]);
+                    if !self.trace_rejecting {
+                        tracing::warn!(target: "bamboo_otel", reason, %message, spans = n, "the backend refused a span batch for good; dropping it (counted in bamboo_otel.spans.dropped with reason rejected; logged once until an export succeeds)");
+                        self.trace_rejecting = true;
+                    }
+                    return;
+                }
                 if !self.trace_outage {
                     tracing::warn!(target: "bamboo_otel", reason, %message, "span export failed; keeping spans for retry (logged once per outage)");
                     self.trace_outage = true;
@@ -416,7 +434,7 @@ impl Worker {
                 while self.pending.len() > self.settings.max_pending_spans {
                     self.pending.pop_front();
                     self.report.spans_dropped += 1;
-                    self.metrics.count(Instrument::BridgeSpansDropped, 1, &[(sc::REASON, "export_failed")]);
+                    self.metrics.count(Instrument::BridgeSpansDropped, 1, &[(sc::REASON, sc::DROP_EXPORT_FAILED)]);
                 }
             }
             Done::Metrics(Ok(points)) => {
@@ -429,7 +447,7 @@ impl Worker {
                     self.metric_outage = false;
                 }
             }
-            Done::Metrics(Err((reason, message))) => {
+            Done::Metrics(Err(Failure { reason, message, .. })) => {
                 self.metrics_in_flight = false;
                 self.report.metric_export_failures += 1;
                 self.report.metrics_unsent = true;

@@ -1,27 +1,57 @@
 //! A minimal OTLP/HTTP receiver on loopback: reads every request on any number of keep-alive connections,
-//! counts requests and body bytes, answers 200 with an empty body. Shared by tests and the export benchmark.
+//! counts requests and body bytes, and answers as a script says (200 with an empty body by default). Shared by
+//! tests and the export benchmark. Scripted answers let fault tests play a backend that throttles
+//! (`503` + `Retry-After`), refuses (`400`), or forwards to a real backend and counts what passed.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 #[derive(Debug, Default)]
 pub struct Counts {
     pub requests: AtomicU64,
     pub bytes: AtomicU64,
+    /// When each request's body had been read, in arrival order.
+    pub arrivals: Mutex<Vec<Instant>>,
 }
 
-/// Starts the sink; returns its `/v1/traces` URL and the live counts.
+/// What the sink answers to one request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn ok() -> Reply {
+        Reply { status: 200, headers: vec![] }
+    }
+
+    pub fn status(status: u16) -> Reply {
+        Reply { status, headers: vec![] }
+    }
+}
+
+/// Decides the answer to request number `n` (from 0) with this body and its `content-encoding` header.
+pub type Script = Arc<dyn Fn(u64, &[u8], Option<&str>) -> Reply + Send + Sync>;
+
+/// Starts a sink that answers 200 to everything; returns its `/v1/traces` URL and the live counts.
 pub fn start() -> (String, Arc<Counts>) {
+    start_scripted(Arc::new(|_, _, _| Reply::ok()))
+}
+
+/// Starts a sink whose answers `script` decides.
+pub fn start_scripted(script: Script) -> (String, Arc<Counts>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
     let counts = Arc::new(Counts::default());
     let seen = counts.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let seen = seen.clone();
+            let (seen, script) = (seen.clone(), script.clone());
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut out = stream;
@@ -31,7 +61,7 @@ pub fn start() -> (String, Arc<Counts>) {
                     if reader.read_line(&mut line).unwrap_or(0) == 0 {
                         return;
                     }
-                    let mut len = 0;
+                    let (mut len, mut encoding) = (0, None);
                     loop {
                         line.clear();
                         if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim_end().is_empty() {
@@ -40,6 +70,8 @@ pub fn start() -> (String, Arc<Counts>) {
                         if let Some((k, v)) = line.split_once(':') {
                             if k.eq_ignore_ascii_case("content-length") {
                                 len = v.trim().parse().unwrap_or(0);
+                            } else if k.eq_ignore_ascii_case("content-encoding") {
+                                encoding = Some(v.trim().to_owned());
                             }
                         }
                     }
@@ -47,11 +79,21 @@ pub fn start() -> (String, Arc<Counts>) {
                     if reader.read_exact(&mut body).is_err() {
                         return;
                     }
-                    seen.requests.fetch_add(1, Ordering::Relaxed);
+                    let n = seen.requests.fetch_add(1, Ordering::SeqCst);
                     seen.bytes.fetch_add(len as u64, Ordering::Relaxed);
-                    let _ = out.write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
+                    seen.arrivals.lock().unwrap().push(Instant::now());
+                    let reply = script(n, &body, encoding.as_deref());
+                    let mut head = format!(
+                        "HTTP/1.1 {} X\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n",
+                        reply.status
                     );
+                    for (k, v) in &reply.headers {
+                        head.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    head.push_str("\r\n");
+                    if out.write_all(head.as_bytes()).is_err() {
+                        return;
+                    }
                 }
             });
         }
