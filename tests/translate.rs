@@ -587,3 +587,44 @@ fn metric_totals_match_attribute_values_containing_commas() {
     assert_eq!(t.total(Instrument::ToolCalls, &[("gen_ai.tool.name", "search,web")]).sum, 1.0);
     assert_eq!(t.total(Instrument::ToolCalls, &[("gen_ai.tool.name", "web")]).sum, 1.0);
 }
+
+/// Found by the `translate` fuzz target on its seed: the real sample traffic with room for 5 open entries, a
+/// 60 s time-to-live and the event clock. A session evicted after its first run was emitted, then seen again,
+/// emitted a second span with the first run's id.
+#[test]
+fn no_span_id_is_emitted_twice_when_evicted_sessions_come_back() {
+    let cfg = TranslateConfig {
+        max_open: 5,
+        idle_ttl: StdDuration::from_secs(60),
+        clock: TtlClock::EventTime,
+        ..TranslateConfig::default()
+    };
+    let out = run_with(cfg, &sample_events(), true);
+    let mut ids = std::collections::HashSet::new();
+    for s in &out.spans {
+        assert!(ids.insert(s.span_id), "{} {:?} emitted twice", s.name, s.span_id);
+    }
+    assert!(out.spans.len() > 100, "{}", out.spans.len());
+}
+
+#[test]
+fn a_session_completed_after_its_eviction_is_a_later_run_under_the_first() {
+    let cfg = TranslateConfig { max_open: 2, ..TranslateConfig::default() };
+    let mut events = vec![session_started("e1", 0, "s1", "m", None)];
+    // Two other sessions push s1 out (capacity 2): its run is emitted as incomplete.
+    events.push(session_started("e2", 10, "s2", "m", None));
+    events.push(session_started("e3", 20, "s3", "m", None));
+    events.push(session_completed("e4", 30, "s1", SessionStatus::Completed));
+    let out = run_with(cfg, &events, true);
+    let first = SpanId::derive(domain::SESSION, "s1");
+    let s1: Vec<_> = out
+        .spans
+        .iter()
+        .filter(|sp| sp.attr(sc::BAMBOO_SESSION_ID).and_then(AttrValue::as_str) == Some("s1"))
+        .collect();
+    assert_eq!(s1.len(), 2, "{s1:#?}");
+    assert_eq!(s1[0].span_id, first);
+    assert!(s1[0].is_incomplete());
+    assert_ne!(s1[1].span_id, first, "the late completion must not reuse the emitted span's id");
+    assert_eq!(s1[1].parent_span_id, Some(first));
+}

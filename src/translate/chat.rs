@@ -181,7 +181,13 @@ impl Translator {
         let key = session_key(session_id);
         if !self.sessions.contains_key(&key) {
             self.make_room(clock, out);
-            self.sessions.insert(key, Session::new(session_id, clock));
+            let mut session = Session::new(session_id, clock);
+            // Evicted earlier (idle, capacity) after its first run was emitted: what comes now is a later run,
+            // with an id of its own under the first, never a second span with the first run's id.
+            if self.ended.contains(key) {
+                session.runs_ended = 1;
+            }
+            self.sessions.insert(key, session);
         }
         let seq = self.lru.touch(Class::Session, key);
         let s = self.sessions.get_mut(&key).expect("inserted above");
@@ -255,6 +261,7 @@ impl Translator {
         let cfg_max = self.cfg.max_error_len;
         let s = self.sessions.get_mut(&key).expect("session");
         let Some(run) = s.run.take() else { return };
+        self.ended.insert(run.span_id.to_u64());
         let trace = s.trace_for_emit();
         let incomplete = incomplete || run.start.is_none();
         let start = run.start.unwrap_or(run.first_seen).min(end);
