@@ -204,6 +204,46 @@ impl BridgeBuilder {
         self.map(|s| s.flush_open_on_shutdown = yes)
     }
 
+    /// Drops or hashes attributes whose key matches `key_glob` (`*` matches anything), on spans and metrics;
+    /// `error.message` stands for the span status text. See [`crate::redact`]. Also `BAMBOO_OTEL_REDACT`.
+    pub fn redact(self, key_glob: impl Into<String>, action: crate::redact::Action) -> Self {
+        let key = key_glob.into();
+        self.map(|s| s.redact.push_rule(crate::redact::Rule { key, value: None, action }))
+    }
+
+    /// Like [`redact`](Self::redact), only for values matching `value_glob` (e.g. tool names `internal_*`).
+    pub fn redact_values(
+        self,
+        key_glob: impl Into<String>,
+        value_glob: impl Into<String>,
+        action: crate::redact::Action,
+    ) -> Self {
+        let (key, value) = (key_glob.into(), Some(value_glob.into()));
+        self.map(|s| s.redact.push_rule(crate::redact::Rule { key, value, action }))
+    }
+
+    /// Keeps only attributes whose key matches one of these globs (`BAMBOO_OTEL_ATTRIBUTE_ALLOWLIST`).
+    pub fn attribute_allowlist<I, S>(self, key_globs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let globs = key_globs.into_iter().map(Into::into).collect();
+        self.map(|s| s.redact.set_allowlist(globs))
+    }
+
+    /// The secret key of `hash` redaction (`BAMBOO_OTEL_REDACT_KEY`). Never logged.
+    pub fn redact_key(self, secret: &str) -> Self {
+        self.map(|s| s.redact.set_key(secret))
+    }
+
+    /// A function that sees every finished span last, after the rules, and may change anything in it (names,
+    /// attributes, status). It runs on the bridge's worker thread, never on the caller's.
+    pub fn redact_spans_with(self, hook: impl Fn(&mut crate::translate::SpanRecord) + Send + Sync + 'static) -> Self {
+        let hook: crate::redact::SpanHook = Arc::new(hook);
+        self.map(|s| s.redact.set_hook(hook))
+    }
+
     /// Replaying recorded events: measure idle time on the events' own clock.
     pub fn replay_clock(self) -> Self {
         self.map(|s| s.translate.clock = crate::translate::TtlClock::EventTime)

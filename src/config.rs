@@ -117,6 +117,8 @@ pub struct Settings {
     pub translate: crate::translate::TranslateConfig,
     /// Emit still-open spans as incomplete at shutdown.
     pub flush_open_on_shutdown: bool,
+    /// What is dropped or hashed before export (`BAMBOO_OTEL_REDACT`, `BAMBOO_OTEL_ATTRIBUTE_ALLOWLIST`).
+    pub redact: crate::redact::Redactor,
 }
 
 impl Default for Settings {
@@ -145,6 +147,7 @@ impl Default for Settings {
             queue_size: 8192,
             translate: Default::default(),
             flush_open_on_shutdown: true,
+            redact: Default::default(),
         }
     }
 }
@@ -345,6 +348,18 @@ impl Settings {
         if let Some(v) = var(env, "BAMBOO_OTEL_MAX_ERROR_LEN") {
             s.translate.max_error_len = parse_count("BAMBOO_OTEL_MAX_ERROR_LEN", &v)?;
         }
+        if let Some(v) = var(env, "BAMBOO_OTEL_REDACT") {
+            s.redact = v.parse().map_err(|e: crate::redact::RuleError| BuildError::Invalid {
+                name: "BAMBOO_OTEL_REDACT".into(),
+                reason: e.to_string(),
+            })?;
+        }
+        if let Some(v) = var(env, "BAMBOO_OTEL_ATTRIBUTE_ALLOWLIST") {
+            s.redact.set_allowlist(v.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect());
+        }
+        if let Some(v) = var(env, "BAMBOO_OTEL_REDACT_KEY") {
+            s.redact.set_key(&v);
+        }
         Ok(s)
     }
 }
@@ -427,6 +442,20 @@ mod tests {
         assert_eq!(s.translate.idle_ttl, Duration::from_secs(60));
         // Empty values count as unset.
         assert_eq!(with(&[("OTEL_TRACES_EXPORTER", "")]).unwrap().traces, ExporterKind::Otlp);
+    }
+
+    #[test]
+    fn redaction_is_read_and_a_bad_rule_names_the_variable() {
+        let s = with(&[
+            ("BAMBOO_OTEL_REDACT", "bamboo.trace_id=hash, error.message=drop"),
+            ("BAMBOO_OTEL_ATTRIBUTE_ALLOWLIST", "gen_ai.*"),
+            ("BAMBOO_OTEL_REDACT_KEY", "k-secret-9"),
+        ])
+        .unwrap();
+        assert_eq!(s.redact.rules().len(), 2);
+        assert!(!format!("{s:?}").contains("k-secret-9"), "the key must never be printed");
+        let e = with(&[("BAMBOO_OTEL_REDACT", "bamboo.trace_id=scramble")]).unwrap_err();
+        assert!(e.to_string().starts_with("BAMBOO_OTEL_REDACT: \"bamboo.trace_id=scramble\""), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`console`]: prints span trees and metric totals, with no collector.
 //! - [`semconv`]: every attribute and metric name.
 //! - [`ids`]: deterministic trace and span ids.
+//! - [`redact`]: attribute rules, allowlist and span hook applied before export.
 
 pub mod bridge;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod events;
 mod export;
 mod hash;
 pub mod ids;
+pub mod redact;
 pub mod semconv;
 #[cfg(feature = "sources")]
 pub mod sources;

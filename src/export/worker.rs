@@ -241,7 +241,11 @@ impl Worker {
     /// Moves translator output into the pending span buffer (sampled, bounded) and the meter.
     fn drain_out(&mut self) {
         let mut spans = std::mem::take(&mut self.out.spans);
-        for span in spans.drain(..) {
+        let redact = !self.settings.redact.is_noop();
+        for mut span in spans.drain(..) {
+            if redact {
+                self.settings.redact.span(&mut span);
+            }
             if span.is_incomplete() {
                 self.report.spans_incomplete += 1;
             }
@@ -253,7 +257,10 @@ impl Worker {
         }
         // Hand the (empty) vector back so its capacity is reused.
         self.out.spans = spans;
-        for m in self.out.metrics.drain(..) {
+        for mut m in self.out.metrics.drain(..) {
+            if redact {
+                self.settings.redact.metric(&mut m);
+            }
             if self.console_metrics {
                 self.console_totals.record(&m);
             }
