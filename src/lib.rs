@@ -35,6 +35,11 @@ pub use config::{BuildError, ExporterKind, Protocol, Sampler};
 pub use events::{ChatEvent, EventMeta, ForwardEvent, MetricsEvent, SystemEvent};
 pub use translate::{Output, TranslateConfig, Translator};
 
+/// Not API: the fuzz targets' checks, shared with the test that replays their findings. May change without notice.
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;
+
 /// Not API: what the benchmarks need to measure the export floor. May change without notice.
 #[doc(hidden)]
 #[cfg(feature = "otel")]

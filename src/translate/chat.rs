@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::open::{Class, CompactId};
+use super::open::{BoundedSet, Class, CompactId};
 use super::*;
 use crate::events::{ChatEvent, EventMeta, RoundStatus, SessionStatus, TokenUsage};
 use crate::ids::{domain, SpanId, TraceRef};
@@ -181,12 +181,7 @@ impl Translator {
         let key = session_key(session_id);
         if !self.sessions.contains_key(&key) {
             self.make_room(clock, out);
-            let mut session = Session::new(session_id, clock);
-            // Evicted earlier (idle, capacity) after its first run was emitted: what comes now is a later run,
-            // with an id of its own under the first, never a second span with the first run's id.
-            if self.ended.contains(key) {
-                session.runs_ended = 1;
-            }
+            let session = Self::session_entry(&self.ended, key, session_id, clock);
             self.sessions.insert(key, session);
         }
         let seq = self.lru.touch(Class::Session, key);
@@ -399,6 +394,17 @@ impl Translator {
         }
     }
 
+    /// A new entry for session `key`. If its first run was emitted before the entry was forgotten (idle,
+    /// capacity), what comes now is a later run, with an id of its own under the first: never a second span with
+    /// the first run's id.
+    fn session_entry(ended: &BoundedSet, key: u64, session_id: &str, clock: DateTime<Utc>) -> Session {
+        let mut session = Session::new(session_id, clock);
+        if ended.contains(key) {
+            session.runs_ended = 1;
+        }
+        session
+    }
+
     fn touch_round(&mut self, rkey: u64, clock: DateTime<Utc>) {
         let seq = self.lru.touch(Class::Round, rkey);
         if let Some(r) = self.rounds.get_mut(&rkey) {
@@ -414,7 +420,7 @@ impl Translator {
         let skey = session_key(&round.session_id.as_str());
         if let std::collections::hash_map::Entry::Vacant(slot) = self.sessions.entry(skey) {
             // The session was forgotten (idle or capacity); the round still joins its trace by derivation.
-            let mut s = Session::new(&round.session_id.as_str(), round.last_seen);
+            let mut s = Self::session_entry(&self.ended, skey, &round.session_id.as_str(), round.last_seen);
             s.trace_locked = true;
             s.seq = self.lru.touch(Class::Session, skey);
             slot.insert(s);
