@@ -176,6 +176,13 @@ impl BridgeBuilder {
         self.map(|s| s.export_timeout = timeout)
     }
 
+    /// Distinct attribute sets kept per metric (default 1999; `BAMBOO_OTEL_METRIC_CARDINALITY_LIMIT`). Beyond it,
+    /// measurements fold into one `otel.metric.overflow=true` series and are counted in
+    /// `bamboo_otel.metric.overflow{metric}`, so a flood of distinct tool names cannot grow memory or the backend.
+    pub fn metric_cardinality_limit(self, n: usize) -> Self {
+        self.map(|s| s.metric_cardinality_limit = n.max(1))
+    }
+
     /// Events waiting for the worker; beyond it `record` drops and counts. Default 8192.
     pub fn queue_size(self, n: usize) -> Self {
         self.map(|s| s.queue_size = n.max(1))

@@ -117,6 +117,8 @@ pub struct Settings {
     pub translate: crate::translate::TranslateConfig,
     /// Emit still-open spans as incomplete at shutdown.
     pub flush_open_on_shutdown: bool,
+    /// Distinct attribute sets per metric; beyond it measurements fold into `otel.metric.overflow=true`, counted.
+    pub metric_cardinality_limit: usize,
     /// What is dropped or hashed before export (`BAMBOO_OTEL_REDACT`, `BAMBOO_OTEL_ATTRIBUTE_ALLOWLIST`).
     pub redact: crate::redact::Redactor,
 }
@@ -148,6 +150,8 @@ impl Default for Settings {
             translate: Default::default(),
             flush_open_on_shutdown: true,
             redact: Default::default(),
+            // One under the SDK's default limit (2000 sets plus its own overflow): ours folds first, and counts.
+            metric_cardinality_limit: 1999,
         }
     }
 }
@@ -347,6 +351,9 @@ impl Settings {
         }
         if let Some(v) = var(env, "BAMBOO_OTEL_MAX_ERROR_LEN") {
             s.translate.max_error_len = parse_count("BAMBOO_OTEL_MAX_ERROR_LEN", &v)?;
+        }
+        if let Some(v) = var(env, "BAMBOO_OTEL_METRIC_CARDINALITY_LIMIT") {
+            s.metric_cardinality_limit = parse_count("BAMBOO_OTEL_METRIC_CARDINALITY_LIMIT", &v)?;
         }
         if let Some(v) = var(env, "BAMBOO_OTEL_REDACT") {
             s.redact = v.parse().map_err(|e: crate::redact::RuleError| BuildError::Invalid {

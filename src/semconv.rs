@@ -55,6 +55,11 @@ pub const REASON: &str = "reason";
 pub const BAMBOO_EVENT_TYPE: &str = "event_type";
 pub const BAMBOO_OTEL_KIND: &str = "kind";
 
+/// Set on the series that collects measurements beyond an instrument's cardinality limit (OTel SDK spec).
+pub const OTEL_METRIC_OVERFLOW: &str = "otel.metric.overflow";
+/// Which metric an internal count is about.
+pub const METRIC: &str = "metric";
+
 /// Name (and operation) of a forwarded-request span whose start, hence endpoint and model, was never seen.
 pub const SPAN_FORWARD_UNKNOWN: &str = "forward";
 
@@ -149,6 +154,8 @@ instruments! {
         "Spans that could not be exported (buffer full during an outage, shutdown deadline), by reason";
     BridgeExportFailures = "bamboo_otel.export.failures", "{batch}", Counter, &[],
         "Export attempts that failed, by signal and reason";
+    BridgeMetricOverflow = "bamboo_otel.metric.overflow", "{measurement}", Counter, &[],
+        "Measurements folded into otel.metric.overflow=true because their metric reached its cardinality limit, by metric";
 }
 
 // ---- Reasons (low-cardinality values of the `reason` attribute) -------------------------------------------

@@ -8,6 +8,7 @@
 //! with backoff per the OTLP spec (retryable codes, `Retry-After`) before reporting a failure.
 
 mod app_spans;
+mod cardinality;
 mod shipper;
 mod worker;
 
@@ -33,6 +34,7 @@ use crate::semconv::{Instrument, InstrumentKind};
 use crate::translate::{AttrValue, KeyValue, MetricUpdate, MetricValue, SpanKind, SpanRecord, SpanStatus};
 
 pub(crate) use app_spans::{tracer_provider, ForwardToWorker};
+pub(crate) use cardinality::CardinalityGuard;
 pub(crate) use worker::{spawn, Control, WorkerHandle};
 
 /// Where spans go.
@@ -360,10 +362,19 @@ impl MetricReader for SharedReader {
 }
 
 impl Metrics {
-    pub(crate) fn new(resource: Resource, temporality: Temporality) -> Metrics {
+    /// `cardinality_limit`: what the bridge's own guard admits per instrument; the SDK is given room for that
+    /// many sets plus the overflow series, so it never folds anything silently itself.
+    pub(crate) fn new(resource: Resource, temporality: Temporality, cardinality_limit: usize) -> Metrics {
         let reader = Arc::new(ManualReader::builder().with_temporality(temporality).build());
-        let provider =
-            SdkMeterProvider::builder().with_resource(resource).with_reader(SharedReader(reader.clone())).build();
+        let mut builder = SdkMeterProvider::builder().with_resource(resource).with_reader(SharedReader(reader.clone()));
+        // The SDK's default (2000 sets) already fits the default guard; only a larger one needs a view.
+        if cardinality_limit + 1 > 2000 {
+            let limit = cardinality_limit + 1;
+            builder = builder.with_view(move |_: &opentelemetry_sdk::metrics::Instrument| {
+                opentelemetry_sdk::metrics::Stream::builder().with_cardinality_limit(limit).build().ok()
+            });
+        }
+        let provider = builder.build();
         let meter: Meter = provider.meter_with_scope(scope());
         let instruments = Instrument::ALL
             .iter()

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 
 use super::shipper::{Done, Failure, Job, Pending, Shipper};
-use super::{metric_sink, resource, scope, span_sink, CounterBatch, MetricSink, Metrics, SpanSink};
+use super::{metric_sink, resource, scope, span_sink, CardinalityGuard, CounterBatch, MetricSink, Metrics, SpanSink};
 use crate::bridge::{Shared, ShutdownReport};
 use crate::config::{BuildError, Settings};
 use crate::console::MetricTotals;
@@ -75,6 +75,9 @@ struct Worker {
     out: Output,
     metrics: Arc<Metrics>,
     counters: CounterBatch,
+    cardinality: CardinalityGuard,
+    /// The SDK forgets series at each collection (delta temporality): so does the cardinality guard.
+    delta_metrics: bool,
     console_metrics: bool,
     otlp_metrics: bool,
     console_totals: MetricTotals,
@@ -117,7 +120,8 @@ impl Worker {
             MetricSink::Otlp(e) => opentelemetry_sdk::metrics::exporter::PushMetricExporter::temporality(e),
             _ => opentelemetry_sdk::metrics::Temporality::Cumulative,
         };
-        let metrics = Arc::new(Metrics::new(resource, temporality));
+        let delta_metrics = temporality == opentelemetry_sdk::metrics::Temporality::Delta;
+        let metrics = Arc::new(Metrics::new(resource, temporality, settings.metric_cardinality_limit));
         let console_metrics = matches!(metric_sink, MetricSink::Console);
         let otlp_metrics = matches!(metric_sink, MetricSink::Otlp(_));
         let (jobs, job_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -128,12 +132,15 @@ impl Worker {
             .name("bamboo-otel-export".into())
             .spawn(move || shipper.run(job_rx, done_tx, final_timeout))
             .map_err(|e| BuildError::Pipeline(format!("could not spawn the export thread: {e}")))?;
+        let cardinality = CardinalityGuard::new(settings.metric_cardinality_limit);
         Ok(Worker {
             translator: Translator::new(settings.translate.clone()),
             settings,
             out: Output::new(),
             metrics,
             counters: CounterBatch::default(),
+            cardinality,
+            delta_metrics,
             console_metrics,
             otlp_metrics,
             console_totals: MetricTotals::new(),
@@ -261,6 +268,9 @@ impl Worker {
             if redact {
                 self.settings.redact.metric(&mut m);
             }
+            if let Some(full) = self.cardinality.admit(&mut m) {
+                self.metrics.count(Instrument::BridgeMetricOverflow, 1, &[(sc::METRIC, full.name())]);
+            }
             if self.console_metrics {
                 self.console_totals.record(&m);
             }
@@ -361,6 +371,9 @@ impl Worker {
         }
         // The export thread collects after it gets the job, so everything summed so far is in.
         self.metrics.apply(&mut self.counters);
+        if self.delta_metrics {
+            self.cardinality.reset();
+        }
         if let Some(jobs) = &self.jobs {
             if jobs.send(Job::Metrics(self.settings.export_timeout)).is_ok() {
                 self.metrics_in_flight = true;
