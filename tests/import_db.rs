@@ -52,17 +52,7 @@ fn stream(salt: &str) -> Vec<MetricsEvent> {
     events.push(common::request_started("f2s", t(20), "f2", "anthropic.messages", "claude", None));
     let e = Some("upstream returned 429");
     events.push(common::request_completed("f2c", t(21), "f2", 429, ForwardStatus::Error, None, 900, e));
-    fresh(&events, salt).iter().map(without_trace_id).collect()
-}
-
-fn without_trace_id(e: &MetricsEvent) -> MetricsEvent {
-    let mut v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
-    for inner in v.as_object_mut().unwrap().values_mut() {
-        for body in inner.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
-            body["meta"]["trace_id"] = serde_json::Value::Null;
-        }
-    }
-    MetricsEvent::from_json(&v.to_string()).unwrap()
+    fresh(&events, salt).iter().map(common::without_trace_id).collect()
 }
 
 fn event_path(events: &[MetricsEvent]) -> Output {

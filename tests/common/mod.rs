@@ -156,3 +156,14 @@ pub fn sample_events() -> Vec<MetricsEvent> {
     let text = include_str!("../data/sample-events.jsonl");
     text.lines().map(|l| MetricsEvent::from_json(l).expect("sample line parses")).collect()
 }
+
+/// The event with its `trace_id` removed (Bamboo's metrics.db stores none).
+pub fn without_trace_id(e: &MetricsEvent) -> MetricsEvent {
+    let mut v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+    for inner in v.as_object_mut().unwrap().values_mut() {
+        for body in inner.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+            body["meta"]["trace_id"] = serde_json::Value::Null;
+        }
+    }
+    MetricsEvent::from_json(&v.to_string()).unwrap()
+}

@@ -54,6 +54,8 @@ pub fn follow(g: &Global, file: &Path, state: Option<&Path>, poll_ms: u64, check
     let name = file.display().to_string();
     let mut problems = Problems::new(g.max_errors);
     let mut events = 0u64;
+    // Terminal events already sent before a restart (the checkpoint remembers their ids): not sent again.
+    let mut duplicates = 0u64;
     let mut dirty = false;
     let mut last_checkpoint = Instant::now();
     let mut stats_seen = follower.stats;
@@ -62,8 +64,11 @@ pub fn follow(g: &Global, file: &Path, state: Option<&Path>, poll_ms: u64, check
         let read = follower.poll(&mut |item| match item {
             Ok((_, event)) => {
                 events += 1;
-                open.observe(&event);
-                send(&bridge, event);
+                if open.observe(&event) {
+                    send(&bridge, event);
+                } else {
+                    duplicates += 1;
+                }
             }
             Err(p) => {
                 problems.report(&name, &p);
@@ -102,6 +107,9 @@ pub fn follow(g: &Global, file: &Path, state: Option<&Path>, poll_ms: u64, check
         std::thread::sleep(Duration::from_millis(poll_ms));
     }
     let report = bridge.shutdown(flush_timeout(g));
+    if duplicates > 0 && !g.quiet {
+        eprintln!("{name}: {duplicates} duplicate events skipped (already sent before the checkpoint)");
+    }
     let code = summary(g.quiet, events, problems.count, &report, started);
     if g.strict && problems.count > 0 {
         return EXIT_REJECTED.max(code);
