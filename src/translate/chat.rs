@@ -180,7 +180,7 @@ impl Translator {
     fn touch_session(&mut self, session_id: &str, meta: &EventMeta, clock: DateTime<Utc>, out: &mut Output) -> u64 {
         let key = session_key(session_id);
         if !self.sessions.contains_key(&key) {
-            self.make_room(clock, out);
+            self.make_room(None, clock, out);
             let session = Self::session_entry(&self.ended, key, session_id, clock);
             self.sessions.insert(key, session);
         }
@@ -338,8 +338,8 @@ impl Translator {
                 r.model = Some(model);
             }
             None => {
-                self.make_room(clock, out);
-                let s = self.sessions.get(&skey).expect("touched");
+                self.make_room(Some(skey), clock, out);
+                let s = self.sessions.get(&skey).expect("touched, and kept by make_room");
                 let (parent, session_id) = (s.current_parent(), s.session_id.clone());
                 self.rounds.insert(
                     rkey,
@@ -372,8 +372,8 @@ impl Translator {
             Some(r) => r.completion = Some(Box::new(done)),
             None => {
                 // Completion before start: hold it; the run's end (or idleness) emits it if no start comes.
-                self.make_room(clock, out);
-                let s = self.sessions.get_mut(&skey).expect("touched");
+                self.make_room(Some(skey), clock, out);
+                let s = self.sessions.get_mut(&skey).expect("touched, and kept by make_room");
                 s.held_rounds.get_or_insert_with(Default::default).push(rkey);
                 let round = Round {
                     round_id: CompactId::new(round_id),

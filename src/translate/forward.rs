@@ -87,7 +87,7 @@ impl Translator {
         out: &mut Output,
     ) -> &mut Request {
         if !self.requests.contains_key(&key) {
-            self.make_room(clock, out);
+            self.make_room(None, clock, out);
         }
         let seq = self.lru.touch(Class::Request, key);
         let req = self.requests.entry(key).or_insert_with(|| Request {

@@ -267,13 +267,27 @@ impl Translator {
         }
     }
 
-    /// Makes room for one more entry, evicting the least recently active one if the cap is reached.
-    fn make_room(&mut self, clock: DateTime<Utc>, out: &mut Output) {
+    /// Makes room for one more entry, evicting the least recently active ones while the cap is reached.
+    /// `keep` is the session the caller is working on: never evicted here, even when evicting a round re-creates
+    /// that round's forgotten session and the count stays up (found by fuzzing: a panic at capacity 2).
+    fn make_room(&mut self, keep: Option<u64>, clock: DateTime<Utc>, out: &mut Output) {
+        let mut kept = false;
         while self.open_entries() >= self.cfg.max_open {
-            let Some((class, key, seq)) = self.lru.front() else { return };
+            let Some((class, key, seq)) = self.lru.front() else { break };
             self.lru.pop_front();
-            if self.entry_touch(class, key).is_some_and(|(s, _)| s == seq) {
-                self.evict(class, key, clock, sc::EVICT_CAPACITY, out);
+            if !self.entry_touch(class, key).is_some_and(|(s, _)| s == seq) {
+                continue;
+            }
+            if class == Class::Session && Some(key) == keep {
+                kept = true;
+                continue;
+            }
+            self.evict(class, key, clock, sc::EVICT_CAPACITY, out);
+        }
+        if let (true, Some(key)) = (kept, keep) {
+            let seq = self.lru.touch(Class::Session, key);
+            if let Some(s) = self.sessions.get_mut(&key) {
+                s.seq = seq;
             }
         }
     }
