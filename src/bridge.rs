@@ -188,6 +188,12 @@ impl BridgeBuilder {
         self.map(|s| s.queue_size = n.max(1))
     }
 
+    /// Open sessions, rounds and requests kept at once (default 100,000; `BAMBOO_OTEL_MAX_OPEN_SPANS`); beyond
+    /// it the least recently active is emitted as incomplete and counted. With the queues, this bounds memory.
+    pub fn max_open_spans(self, n: usize) -> Self {
+        self.map(|s| s.translate.max_open = n.max(2))
+    }
+
     /// How long an open span may stay idle before it is emitted as incomplete. Default 30 min.
     pub fn span_ttl(self, ttl: Duration) -> Self {
         self.map(|s| s.translate.idle_ttl = ttl)

@@ -206,3 +206,77 @@ fn a_throttling_backend_is_waited_for_as_retry_after_says() {
     let waited = arrivals[1] - arrivals[0];
     assert!(waited >= Duration::from_millis(1000), "Retry-After: 1 was not honoured: retried after {waited:?}");
 }
+
+/// Span ids a scripted sink has received (decoded from its OTLP/HTTP bodies).
+fn received_ids(body: &[u8], into: &std::sync::Mutex<std::collections::HashSet<Vec<u8>>>) {
+    use prost::Message;
+    let req =
+        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(body).expect("OTLP body");
+    let mut ids = into.lock().unwrap();
+    for s in req.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans) {
+        ids.insert(s.span_id.clone());
+    }
+}
+
+fn many_sessions(n: usize) -> Vec<MetricsEvent> {
+    sessions(n, &salt())
+}
+
+#[test]
+fn a_slow_backend_that_stalls_some_requests_gets_everything_and_its_timeouts_are_counted() {
+    // Every third request stalls for 3 s, past the 1 s export timeout; the others take 100 ms.
+    let ids: Arc<std::sync::Mutex<std::collections::HashSet<Vec<u8>>>> = Arc::default();
+    let seen = ids.clone();
+    let (url, _) = http_sink::start_scripted(Arc::new(move |n, body, _| {
+        std::thread::sleep(Duration::from_millis(if n % 3 == 1 { 3_000 } else { 100 }));
+        received_ids(body, &seen);
+        Reply::ok()
+    }));
+    let b = Bridge::builder()
+        .traces_endpoint(&url, Protocol::HttpProtobuf)
+        .metrics_exporter(ExporterKind::None)
+        .batch_size(14)
+        .export_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let events = many_sessions(10);
+    let want = common::run(&events).spans;
+    for e in events {
+        b.record(e);
+    }
+    let report = b.shutdown(Duration::from_secs(60));
+    assert_eq!((report.spans_exported, report.spans_dropped), (want.len() as u64, 0), "{report:?}");
+    assert!(report.span_export_failures >= 1, "the stalls were timeouts, counted: {report:?}");
+    assert!(!report.timed_out, "{report:?}");
+    let ids = ids.lock().unwrap();
+    assert!(want.iter().all(|s| ids.contains(&s.span_id.0.to_vec())), "every span reached the backend");
+}
+
+#[test]
+fn a_backend_that_stalls_every_request_keeps_the_buffer_bounded_and_accounts_for_every_span() {
+    let (url, counts) = http_sink::start_scripted(Arc::new(|_, _, _| {
+        std::thread::sleep(Duration::from_secs(20));
+        Reply::ok()
+    }));
+    let b = Bridge::builder()
+        .traces_endpoint(&url, Protocol::HttpProtobuf)
+        .metrics_exporter(ExporterKind::None)
+        .batch_size(14)
+        .max_queued_spans(50)
+        .export_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let events = many_sessions(20);
+    let spans = common::run(&events).spans.len() as u64;
+    for e in events {
+        b.record(e);
+    }
+    let started = Instant::now();
+    let report = b.shutdown(Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_millis(4_500), "shutdown took {:?}", started.elapsed());
+    // Nothing confirmed; every span is dropped and counted (beyond the 50-span buffer during the outage, or
+    // unsent at the deadline), none unaccounted for.
+    assert_eq!((report.spans_exported, report.spans_dropped), (0, spans), "{report:?}");
+    assert!(report.timed_out && report.span_export_failures >= 1, "{report:?}");
+    assert!(counts.requests.load(Ordering::SeqCst) >= 1);
+}

@@ -247,18 +247,22 @@ fn otel_attrs(attrs: &[KeyValue]) -> Vec<OtelKv> {
     attrs.iter().map(|kv| OtelKv::new(kv.key, otel_value(&kv.value))).collect()
 }
 
+/// `t` within what OTLP carries (unsigned nanoseconds since 1970, up to 2554): the SDK's conversion wraps beyond
+/// it, and sends nothing meaningful before it. Events from a broken clock (year 9999, or a start pushed to the
+/// year -262144 by a `latency_ms` near `u64::MAX`) are clamped, keeping start ≤ end.
+fn otlp_time(t: chrono::DateTime<chrono::Utc>) -> SystemTime {
+    let nanos = t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 { i64::MIN } else { i64::MAX });
+    // i64 nanoseconds end in 2262, well inside u64's range: the clamp at 0 is the one that matters.
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos.max(0) as u64)
+}
+
 /// A translator span as the SDK's exportable `SpanData`, with our ids kept.
 pub(crate) fn span_data(s: &SpanRecord, scope: &InstrumentationScope) -> SpanData {
     let trace_id = opentelemetry::trace::TraceId::from_bytes(s.trace_id.0);
     let span_id = opentelemetry::trace::SpanId::from_bytes(s.span_id.0);
     let mut events = SpanEvents::default();
     for e in &s.events {
-        events.events.push(opentelemetry::trace::Event::new(
-            e.name,
-            SystemTime::from(e.time),
-            otel_attrs(&e.attributes),
-            0,
-        ));
+        events.events.push(opentelemetry::trace::Event::new(e.name, otlp_time(e.time), otel_attrs(&e.attributes), 0));
     }
     SpanData {
         span_context: SpanContext::new(trace_id, span_id, TraceFlags::SAMPLED, false, TraceState::default()),
@@ -271,8 +275,8 @@ pub(crate) fn span_data(s: &SpanRecord, scope: &InstrumentationScope) -> SpanDat
             SpanKind::Client => opentelemetry::trace::SpanKind::Client,
         },
         name: Cow::Owned(s.name.clone()),
-        start_time: SystemTime::from(s.start),
-        end_time: SystemTime::from(s.end),
+        start_time: otlp_time(s.start),
+        end_time: otlp_time(s.end),
         attributes: otel_attrs(&s.attributes),
         dropped_attributes_count: 0,
         events,
