@@ -227,3 +227,87 @@ fn a_database_it_cannot_read_is_a_clear_error() {
     assert!(spans_exported(&stderr) > 0);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Runs `import-db --dry-run` on `db`; returns (exit code, stderr) and checks the file was not written.
+fn import_untouched(db: &Path) -> (i32, String) {
+    let before = std::fs::read(db).unwrap();
+    let out = Command::new(BIN).args(["import-db", "--dry-run"]).arg(db).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_ne!(out.status.code(), Some(101), "a panic: {stderr}");
+    assert!(std::fs::read(db).unwrap() == before, "{}: the importer wrote to the database", db.display());
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+/// A database in rollback-journal mode (one file, no WAL), for cutting and corrupting.
+fn build_plain_db(path: &Path, events: &[MetricsEvent]) {
+    let db = Connection::open(path).unwrap();
+    db.execute_batch(SCHEMA).unwrap();
+    for e in events {
+        apply(&db, e).unwrap();
+    }
+}
+
+#[test]
+fn a_truncated_corrupt_locked_or_newer_database_is_a_clear_error_or_read_and_never_written() {
+    let dir = tmpdir("hostile");
+    let events = stream(&salt());
+    let want = event_path(&events).spans.len() as u64;
+
+    // Truncated: half of the file is gone.
+    let cut = dir.join("cut.db");
+    build_plain_db(&cut, &events);
+    let len = std::fs::metadata(&cut).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&cut).unwrap().set_len(len / 2).unwrap();
+    let (code, stderr) = import_untouched(&cut);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cut.db") && stderr.to_lowercase().contains("malformed"), "{stderr}");
+
+    // Corrupt: garbage over every page after the first (the schema page survives, the rows do not).
+    let bad = dir.join("corrupt.db");
+    build_plain_db(&bad, &events);
+    let mut bytes = std::fs::read(&bad).unwrap();
+    for b in bytes.iter_mut().skip(4096) {
+        *b = 0xa5;
+    }
+    std::fs::write(&bad, &bytes).unwrap();
+    let (code, stderr) = import_untouched(&bad);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("corrupt.db"), "{stderr}");
+
+    // Locked: another process holds an exclusive lock for longer than the importer waits.
+    let locked = dir.join("locked.db");
+    build_plain_db(&locked, &events);
+    let mut holder = Command::new("python3")
+        .args(["-c", "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA locking_mode=EXCLUSIVE'); c.execute('BEGIN EXCLUSIVE'); print('held', flush=True); time.sleep(30)"])
+        .arg(&locked)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "held");
+    let started = std::time::Instant::now();
+    let (code, stderr) = import_untouched(&locked);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("locked.db") && stderr.contains("locked"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "waited {:?}", started.elapsed());
+
+    // Newer: a table, columns and a schema version this importer has never heard of. Read as usual.
+    let newer = dir.join("newer.db");
+    build_plain_db(&newer, &events);
+    Connection::open(&newer)
+        .unwrap()
+        .execute_batch(
+            "ALTER TABLE round_metrics ADD COLUMN reasoning_tokens INTEGER;
+             ALTER TABLE session_metrics ADD COLUMN agent_version TEXT;
+             CREATE TABLE future_metrics (id TEXT PRIMARY KEY, payload BLOB);
+             PRAGMA user_version = 99;",
+        )
+        .unwrap();
+    let (code, stderr) = import_untouched(&newer);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(spans_exported(&stderr), want, "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -67,6 +67,9 @@ pub fn import_db(g: &Global, path: &Path, since: Option<&str>, follow: bool, sta
     // Every event id this process sent within the overlap (starts of open rows included), so a rescan does not
     // send them again; not persisted: after a restart, open rows' starts must be sent again.
     let mut sent: HashMap<String, f64> = HashMap::new();
+    // A scan that failed (corrupt, locked, removed): fatal for a one-shot import, retried while following.
+    let mut read_failed = false;
+    let mut failing = false;
     loop {
         let from = if follow && !first { st.high_water.map(|h| h.minus(OVERLAP)) } else { st.high_water };
         let mut sent_now = 0u64;
@@ -95,7 +98,7 @@ pub fn import_db(g: &Global, path: &Path, since: Option<&str>, follow: bool, sta
                 strict_hit |= g.strict;
             }
         });
-        match scanned {
+        match &scanned {
             Ok(s) => {
                 rows += s.rows;
                 if s.high_water > st.high_water {
@@ -106,11 +109,19 @@ pub fn import_db(g: &Global, path: &Path, since: Option<&str>, follow: bool, sta
                 st.recent.values_mut().chain(sent.values_mut()).filter(|v| v.is_infinite()).for_each(|v| *v = mark);
             }
             Err(e) => {
-                eprintln!("bamboo-otel: {e}");
+                read_failed = true;
+                if !failing {
+                    let retry = if follow { " (retrying every poll; logged once until a scan succeeds)" } else { "" };
+                    eprintln!("bamboo-otel: {e}{retry}");
+                }
+                failing = follow;
                 if !follow {
                     break;
                 }
             }
+        }
+        if scanned.is_ok() {
+            failing = false;
         }
         first = false;
         if !follow || strict_hit {
@@ -142,7 +153,7 @@ pub fn import_db(g: &Global, path: &Path, since: Option<&str>, follow: bool, sta
     }
     let report = bridge.shutdown(flush_timeout(g));
     let code = summary(g.quiet, events, problems.count, &report, started);
-    if g.strict && problems.count > 0 {
+    if (g.strict && problems.count > 0) || (read_failed && !follow) {
         return EXIT_REJECTED.max(code);
     }
     code
