@@ -301,3 +301,24 @@ fn header_values_never_appear_in_any_output() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn an_outage_is_logged_once_not_once_per_batch() {
+    let dir = tmpdir("outage-log");
+    let file = dir.join("events.jsonl");
+    // 20 sessions in batches of 14 spans: 20 batches fail, one warning.
+    let mut events = Vec::new();
+    for i in 0..20 {
+        events.extend(bamboo_otel::demo::agent_session(chrono::Utc::now() + chrono::Duration::minutes(i)));
+    }
+    std::fs::write(&file, lines(&events).join("\n")).unwrap();
+    let (code, _, stderr) = run(Command::new(BIN)
+        .args(["replay", "--endpoint", "http://127.0.0.1:9", "--flush-timeout", "5"])
+        .arg(&file)
+        .env("OTEL_METRICS_EXPORTER", "none")
+        .env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "14"));
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stderr.matches("span export failed").count(), 1, "one warning per outage:\n{stderr}");
+    assert!(stderr.contains("EXPORT FAILED: 280 spans dropped"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
