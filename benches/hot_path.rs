@@ -142,6 +142,48 @@ fn bench_bridge(clock: u64) -> f64 {
     per_span
 }
 
+/// `record` while another thread keeps the queue full, so most calls take the drop path (count, maybe log):
+/// the caller's cost under overload, next to the unloaded figure above.
+fn bench_bridge_overloaded(clock: u64) {
+    let bridge = Bridge::builder()
+        .traces_exporter(ExporterKind::None)
+        .metrics_exporter(ExporterKind::None)
+        .queue_size(1024)
+        .build()
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let filler = {
+        let (bridge, stop) = (bridge.clone(), stop.clone());
+        let template = events(BURST);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for e in &template {
+                    bridge.record(e.clone());
+                }
+            }
+        })
+    };
+    let mut samples = Samples(Vec::with_capacity(BURST * BURSTS));
+    let dropped_before = bridge.dropped_events();
+    for _ in 0..BURSTS {
+        let batch = events(BURST);
+        for e in batch {
+            let t = Instant::now();
+            bridge.record(e);
+            samples.0.push(t.elapsed().as_nanos() as u64);
+        }
+    }
+    let dropped = bridge.dropped_events() - dropped_before;
+    stop.store(true, Ordering::Relaxed);
+    filler.join().unwrap();
+    bridge.shutdown(Duration::from_secs(10));
+    let (p50, p99, mean) = samples.stats(clock);
+    println!(
+        "record (bridge, queue full)  median {p50:>6.0} ns  p99 {p99:>6.0} ns  mean {mean:>6.0} ns/event  \
+         (both threads dropped {dropped} events while measured)"
+    );
+}
+
 fn bench_tracer(clock: u64) -> f64 {
     let provider = provider();
     let tracer = provider.tracer("bench");
@@ -202,6 +244,7 @@ fn main() {
     let clock = clock_cost();
     println!("hot path: {BURSTS} bursts of {BURST} (clock read cost {clock} ns, subtracted)");
     let bridge = bench_bridge(clock);
+    bench_bridge_overloaded(clock);
     let tracer = bench_tracer(clock);
     let tracing = bench_tracing(clock);
     println!(

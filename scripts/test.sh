@@ -25,6 +25,14 @@ if cargo tree --no-default-features -e normal | grep -q opentelemetry; then
   exit 1
 fi
 
+# Licenses, banned crates (native TLS) and sources. Offline: the advisory database is fetched from GitHub, which
+# this machine cannot reach, so `check advisories` is left to machines that can (see RELIABILITY.md).
+command -v cargo-deny >/dev/null 2>&1 || cargo install cargo-deny --locked --version 0.20.2
+cargo deny --offline --log-level error check licenses bans sources
+
+# Fuzz every target for 60 s (libFuzzer + AddressSanitizer); longer runs are recorded in RELIABILITY.md.
+scripts/fuzz.sh 60
+
 # Without the `otel` feature: the event model, translator and the no-op Bridge, with no OpenTelemetry dependency.
 cargo test --no-default-features
 # Everything else, the CLI included (its tests drive the built binary against the backends).
