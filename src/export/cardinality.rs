@@ -6,7 +6,7 @@
 //! temporality the SDK forgets its series at each collection, and so does this guard.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use crate::hash::Seeded;
 use crate::semconv::{self as sc, Instrument};
@@ -37,9 +37,7 @@ impl CardinalityGuard {
             return None; // The SDK does not count the empty set against its limit either.
         }
         let i = m.instrument as usize;
-        let mut h = self.hasher.build_hasher();
-        m.attributes.hash(&mut h);
-        let fp = h.finish();
+        let fp = self.hasher.hash_one(&m.attributes);
         let seen = &mut self.seen[i];
         if seen.contains(&fp) || seen.len() < self.limit && seen.insert(fp) {
             return None;
