@@ -18,8 +18,6 @@ use bamboo_otel::MetricsEvent;
 use common::backends::*;
 use common::http_sink::{self, Reply};
 use common::metrics_db::{apply, SCHEMA};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bamboo-otel");
 const KILLS: usize = 20;
@@ -40,9 +38,8 @@ fn counting_proxy() -> (String, Received) {
             Err(_) => 503,
         };
         if status == 200 {
-            let req = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
             let mut seen = seen.lock().unwrap();
-            for span in req.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans) {
+            for span in http_sink::spans(body) {
                 let id: String = span.span_id.iter().map(|b| format!("{b:02x}")).collect();
                 *seen.entry(id).or_default() += 1;
             }

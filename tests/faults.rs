@@ -209,13 +209,7 @@ fn a_throttling_backend_is_waited_for_as_retry_after_says() {
 
 /// Span ids a scripted sink has received (decoded from its OTLP/HTTP bodies).
 fn received_ids(body: &[u8], into: &std::sync::Mutex<std::collections::HashSet<Vec<u8>>>) {
-    use prost::Message;
-    let req =
-        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(body).expect("OTLP body");
-    let mut ids = into.lock().unwrap();
-    for s in req.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans) {
-        ids.insert(s.span_id.clone());
-    }
+    into.lock().unwrap().extend(http_sink::spans(body).into_iter().map(|s| s.span_id));
 }
 
 fn many_sessions(n: usize) -> Vec<MetricsEvent> {

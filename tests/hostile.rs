@@ -137,11 +137,9 @@ fn extreme_timestamps_and_overflowing_latencies_export_sane_spans() {
     let times: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
     let seen = times.clone();
     let (url, _) = http_sink::start_scripted(Arc::new(move |_, body, _| {
-        use prost::Message;
-        let req = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(body).unwrap();
-        for s in req.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans) {
-            seen.lock().unwrap().push((s.start_time_unix_nano, s.end_time_unix_nano));
-        }
+        seen.lock()
+            .unwrap()
+            .extend(http_sink::spans(body).iter().map(|s| (s.start_time_unix_nano, s.end_time_unix_nano)));
         Reply::ok()
     }));
     let bridge = Bridge::builder()

@@ -14,8 +14,6 @@ use std::time::{Duration, Instant};
 
 use bamboo_otel::{Bridge, ExporterKind, MetricsEvent, Protocol};
 use common::http_sink::{self, Reply};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
 
 fn rss_mib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -33,11 +31,10 @@ fn sixty_seconds_of_overload_keep_memory_flat_count_every_drop_and_recover() {
     let (seen, seen_ids) = (spans.clone(), ids.clone());
     let (url, _) = http_sink::start_scripted(Arc::new(move |_, body, _| {
         std::thread::sleep(Duration::from_millis(200));
-        let req = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
         let mut ids = seen_ids.lock().unwrap();
-        for s in req.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans) {
+        for s in http_sink::spans(body) {
             seen.fetch_add(1, Ordering::Relaxed);
-            ids.insert(s.span_id.clone());
+            ids.insert(s.span_id);
         }
         Reply::ok()
     }));

@@ -38,6 +38,14 @@ impl Reply {
 /// Decides the answer to request number `n` (from 0) with this body and its `content-encoding` header.
 pub type Script = Arc<dyn Fn(u64, &[u8], Option<&str>) -> Reply + Send + Sync>;
 
+/// The spans in an OTLP/HTTP protobuf request body (the exporters here send it uncompressed).
+pub fn spans(body: &[u8]) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    let req = ExportTraceServiceRequest::decode(body).expect("an OTLP/HTTP protobuf body");
+    req.resource_spans.into_iter().flat_map(|r| r.scope_spans).flat_map(|s| s.spans).collect()
+}
+
 /// Starts a sink that answers 200 to everything; returns its `/v1/traces` URL and the live counts.
 pub fn start() -> (String, Arc<Counts>) {
     start_scripted(Arc::new(|_, _, _| Reply::ok()))
