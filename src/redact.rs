@@ -166,10 +166,15 @@ impl Redactor {
         format!("h:{:016x}", std::hash::Hasher::finish(&s))
     }
 
-    fn rule_for(&self, key: &str, value: &str) -> Option<Action> {
+    /// The first rule for `key` and the value that `value()` gives; the value is only formatted when a rule for
+    /// that key has a value glob.
+    fn rule_for(&self, key: &str, value: impl Fn() -> String) -> Option<Action> {
+        let mut text: Option<String> = None;
         self.rules
             .iter()
-            .find(|r| glob(&r.key, key) && r.value.as_deref().map_or(true, |v| glob(v, value)))
+            .find(|r| {
+                glob(&r.key, key) && r.value.as_deref().map_or(true, |v| glob(v, text.get_or_insert_with(&value)))
+            })
             .map(|r| r.action)
     }
 
@@ -182,22 +187,29 @@ impl Redactor {
     fn attributes(&self, attrs: &mut Vec<KeyValue>) -> Vec<(String, Option<String>)> {
         let mut changed = Vec::new();
         attrs.retain_mut(|kv| {
+            let action = if !self.allowed(kv.key) {
+                Action::Drop
+            } else {
+                match self.rule_for(kv.key, || kv.value.to_string()) {
+                    Some(action) => action,
+                    None => return true,
+                }
+            };
             let text = kv.value.to_string();
-            let keep = match self.rule_for(kv.key, &text) {
-                Some(Action::Drop) => false,
-                Some(Action::Hash) => {
+            match action {
+                Action::Drop => {
+                    if matches!(kv.value, AttrValue::Str(_)) {
+                        changed.push((text, None));
+                    }
+                    false
+                }
+                Action::Hash => {
                     let h = self.hash(&text);
-                    changed.push((text.clone(), Some(h.clone())));
-                    kv.value = AttrValue::Str(Cow::Owned(h));
+                    kv.value = AttrValue::Str(Cow::Owned(h.clone()));
+                    changed.push((text, Some(h)));
                     true
                 }
-                None => true,
-            };
-            let keep = keep && self.allowed(kv.key);
-            if !keep && matches!(kv.value, AttrValue::Str(_)) {
-                changed.push((text, None));
             }
-            keep
         });
         changed
     }
@@ -221,7 +233,7 @@ impl Redactor {
             }
         }
         if let SpanStatus::Error(msg) = &mut span.status {
-            match self.rule_for(ERROR_MESSAGE, msg) {
+            match self.rule_for(ERROR_MESSAGE, || msg.clone()) {
                 Some(Action::Drop) => msg.clear(),
                 Some(Action::Hash) => *msg = self.hash(msg),
                 None => {}
@@ -288,6 +300,42 @@ mod tests {
             let e = bad.parse::<Rule>().unwrap_err();
             assert!(e.to_string().contains("expected KEY_GLOB=drop"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_value_hashed_then_not_allowed_leaves_the_name_as_it_leaves_the_attribute() {
+        use crate::translate::{SpanKind, SpanStatus};
+        let mut r: Redactor = "gen_ai.tool.name=hash,bamboo.trace_id~t*=hash".parse().unwrap();
+        r.set_allowlist(vec!["gen_ai.operation.*".into(), "bamboo.*".into()]);
+        let t = chrono::Utc::now();
+        let mut span = SpanRecord {
+            trace_id: crate::ids::TraceId::derive("t", "x"),
+            span_id: crate::ids::SpanId::derive("s", "x"),
+            parent_span_id: None,
+            name: "execute_tool Bash".into(),
+            kind: SpanKind::Internal,
+            start: t,
+            end: t,
+            attributes: vec![
+                KeyValue::new("gen_ai.tool.name", "Bash"),
+                KeyValue::new("gen_ai.operation.name", "execute_tool"),
+                KeyValue::new("bamboo.trace_id", "trace-1"),
+                KeyValue::new("bamboo.session.id", "s1"),
+            ],
+            events: vec![],
+            status: SpanStatus::Unset,
+        };
+        r.span(&mut span);
+        assert_eq!(span.name, "execute_tool", "the tool name is not allowed: gone from the name too");
+        let keys: Vec<_> = span.attributes.iter().map(|kv| (kv.key, kv.value.to_string())).collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("gen_ai.operation.name", "execute_tool".to_owned()),
+                ("bamboo.trace_id", r.hash("trace-1")),
+                ("bamboo.session.id", "s1".to_owned()),
+            ]
+        );
     }
 
     #[test]

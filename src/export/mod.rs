@@ -310,6 +310,9 @@ pub(crate) fn data_points(rm: &ResourceMetrics) -> u64 {
         .sum()
 }
 
+/// Attribute sets the OTel SDK keeps per instrument unless a view says otherwise (its overflow series aside).
+const SDK_DEFAULT_CARDINALITY_LIMIT: usize = 2000;
+
 /// Counter increments not yet handed to the SDK, summed per instrument and attribute set.
 #[derive(Default)]
 pub(crate) struct CounterBatch {
@@ -371,8 +374,8 @@ impl Metrics {
     pub(crate) fn new(resource: Resource, temporality: Temporality, cardinality_limit: usize) -> Metrics {
         let reader = Arc::new(ManualReader::builder().with_temporality(temporality).build());
         let mut builder = SdkMeterProvider::builder().with_resource(resource).with_reader(SharedReader(reader.clone()));
-        // The SDK's default (2000 sets) already fits the default guard; only a larger one needs a view.
-        if cardinality_limit + 1 > 2000 {
+        // The SDK's default already fits the default guard; only a larger one needs a view.
+        if cardinality_limit + 1 > SDK_DEFAULT_CARDINALITY_LIMIT {
             let limit = cardinality_limit + 1;
             builder = builder.with_view(move |_: &opentelemetry_sdk::metrics::Instrument| {
                 opentelemetry_sdk::metrics::Stream::builder().with_cardinality_limit(limit).build().ok()

@@ -73,7 +73,7 @@ impl Failure {
             ),
             (None, None) => false,
         };
-        Failure { reason: if permanent { "rejected" } else { "export_error" }, message, permanent }
+        Failure { reason: if permanent { crate::semconv::DROP_REJECTED } else { "export_error" }, message, permanent }
     }
 }
 

@@ -202,9 +202,7 @@ impl Worker {
             while let Ok(c) = crx.try_recv() {
                 match c {
                     Control::Flush(reply) => {
-                        // At most what the queue held when asked: a producer that keeps it full must not keep the
-                        // flush from ever answering (found by the overload test).
-                        self.drain_queue(&rx, None, self.settings.queue_size);
+                        self.drain_queue(&rx, None);
                         self.take_app_spans(&arx);
                         self.dispatch(true);
                         self.export_metrics();
@@ -345,9 +343,12 @@ impl Worker {
 
     /// Translates what is queued, dispatching full batches as they fill and waiting for the export thread when
     /// it is busy: the queue can hold more events than the pending buffer holds spans.
-    fn drain_queue(&mut self, rx: &Receiver<MetricsEvent>, deadline: Option<Instant>, limit: usize) {
+    ///
+    /// Takes at most a queue's worth, what it held when asked: a producer that keeps the queue full must not keep
+    /// a flush or a shutdown from ever answering (found by the overload test).
+    fn drain_queue(&mut self, rx: &Receiver<MetricsEvent>, deadline: Option<Instant>) {
         let mut taken = 0;
-        while deadline.map_or(true, |d| Instant::now() < d) && taken < limit {
+        while deadline.map_or(true, |d| Instant::now() < d) && taken < self.settings.queue_size {
             if self.backpressured() {
                 self.take_results(Some(remaining(deadline, Duration::from_millis(25))));
                 self.dispatch(false);
@@ -505,7 +506,7 @@ impl Worker {
     fn shutdown(&mut self, rx: &Receiver<MetricsEvent>, arx: &Receiver<SpanData>, timeout: Duration) -> ShutdownReport {
         let deadline = Instant::now() + timeout;
         self.take_app_spans(arx);
-        self.drain_queue(rx, Some(deadline), self.settings.queue_size);
+        self.drain_queue(rx, Some(deadline));
         // Recorded while shutting down, or left at the deadline: never translated, so counted as dropped.
         let left = rx.try_iter().count() as u64;
         if left > 0 {

@@ -148,8 +148,7 @@ mod tests {
         };
         let mut open = OpenStarts::default();
         assert!(open.observe(&done("e1")));
-        let restored: OpenStarts = serde_json::from_str(&serde_json::to_string(&open).unwrap()).unwrap();
-        let mut restored = restored;
+        let mut restored: OpenStarts = serde_json::from_str(&serde_json::to_string(&open).unwrap()).unwrap();
         assert!(!restored.observe(&done("e1")), "a duplicate across the restart");
         assert!(restored.observe(&done("e2")));
         for i in 0..OpenStarts::ENDS_KEPT {

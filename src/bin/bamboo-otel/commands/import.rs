@@ -67,7 +67,8 @@ pub fn import_db(g: &Global, path: &Path, since: Option<&str>, follow: bool, sta
     // Every event id this process sent within the overlap (starts of open rows included), so a rescan does not
     // send them again; not persisted: after a restart, open rows' starts must be sent again.
     let mut sent: HashMap<String, f64> = HashMap::new();
-    // A scan that failed (corrupt, locked, removed): fatal for a one-shot import, retried while following.
+    // A scan that failed (corrupt, locked, removed): fatal for a one-shot import, retried while following and
+    // logged once per run of failing scans.
     let mut read_failed = false;
     let mut failing = false;
     loop {
@@ -98,8 +99,9 @@ pub fn import_db(g: &Global, path: &Path, since: Option<&str>, follow: bool, sta
                 strict_hit |= g.strict;
             }
         });
-        match &scanned {
+        match scanned {
             Ok(s) => {
+                failing = false;
                 rows += s.rows;
                 if s.high_water > st.high_water {
                     st.high_water = s.high_water;
@@ -110,18 +112,14 @@ pub fn import_db(g: &Global, path: &Path, since: Option<&str>, follow: bool, sta
             }
             Err(e) => {
                 read_failed = true;
-                if !failing {
+                if !std::mem::replace(&mut failing, true) {
                     let retry = if follow { " (retrying every poll; logged once until a scan succeeds)" } else { "" };
                     eprintln!("bamboo-otel: {e}{retry}");
                 }
-                failing = follow;
                 if !follow {
                     break;
                 }
             }
-        }
-        if scanned.is_ok() {
-            failing = false;
         }
         first = false;
         if !follow || strict_hit {
