@@ -13,12 +13,6 @@ use common::backends::*;
 const LIMIT: usize = 1999;
 const CALLS: usize = 1_000_000;
 
-fn rss_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 fn a_million_distinct_tool_names_keep_the_series_capped_and_every_call_counted() {
     let salt = salt();
@@ -46,14 +40,17 @@ fn a_million_distinct_tool_names_keep_the_series_capped_and_every_call_counted()
         bridge.record_wait(e).unwrap();
         if i == 200_000 {
             assert!(bridge.force_flush(Duration::from_secs(60)));
-            rss_at_200k = rss_kib("VmRSS:");
+            rss_at_200k = common::proc_status_kib("VmRSS:");
         }
     }
     assert!(bridge.force_flush(Duration::from_secs(120)));
-    let rss_at_1m = rss_kib("VmRSS:");
+    let rss_at_1m = common::proc_status_kib("VmRSS:");
     let report = bridge.shutdown(Duration::from_secs(60));
     assert!(!report.metrics_unsent && report.events_dropped == 0, "{report:?}");
-    println!("RSS after 200k calls {rss_at_200k} KiB, after 1M {rss_at_1m} KiB, peak {} KiB", rss_kib("VmHWM:"));
+    println!(
+        "RSS after 200k calls {rss_at_200k} KiB, after 1M {rss_at_1m} KiB, peak {} KiB",
+        common::proc_status_kib("VmHWM:")
+    );
     assert!(
         rss_at_1m.saturating_sub(rss_at_200k) < 64 * 1024,
         "memory grew with distinct names: {rss_at_200k} KiB -> {rss_at_1m} KiB"

@@ -160,13 +160,12 @@ fn shutdown_returns_in_time_against_a_backend_that_never_answers() {
     drop(keep);
 }
 
-fn http_bridge(url: &str, batch: usize) -> Bridge {
+/// Traces over OTLP/HTTP to `url` in batches of `batch`, no metrics; callers add what their fault needs.
+fn http_bridge(url: &str, batch: usize) -> bamboo_otel::BridgeBuilder {
     Bridge::builder()
         .traces_endpoint(url, Protocol::HttpProtobuf)
         .metrics_exporter(ExporterKind::None)
         .batch_size(batch)
-        .build()
-        .unwrap()
 }
 
 #[test]
@@ -174,7 +173,7 @@ fn a_batch_the_backend_refuses_for_good_is_dropped_and_counted_not_retried_forev
     // HTTP 400 is OTLP's "do not retry". Before the fix the batch went back in front of the buffer and was sent
     // again forever, so nothing behind it could leave.
     let (url, counts) = http_sink::start_scripted(Arc::new(|_, _, _| Reply::status(400)));
-    let b = http_bridge(&url, 7);
+    let b = http_bridge(&url, 7).build().unwrap();
     for e in bamboo_otel::demo::agent_session(chrono::Utc::now()) {
         b.record(e);
     }
@@ -193,7 +192,7 @@ fn a_throttling_backend_is_waited_for_as_retry_after_says() {
         0 => Reply { status: 503, headers: vec![("retry-after", "1".into())] },
         _ => Reply::ok(),
     }));
-    let b = http_bridge(&url, 512);
+    let b = http_bridge(&url, 512).build().unwrap();
     for e in bamboo_otel::demo::agent_session(chrono::Utc::now()) {
         b.record(e);
     }
@@ -212,10 +211,6 @@ fn received_ids(body: &[u8], into: &std::sync::Mutex<std::collections::HashSet<V
     into.lock().unwrap().extend(http_sink::spans(body).into_iter().map(|s| s.span_id));
 }
 
-fn many_sessions(n: usize) -> Vec<MetricsEvent> {
-    sessions(n, &salt())
-}
-
 #[test]
 fn a_slow_backend_that_stalls_some_requests_gets_everything_and_its_timeouts_are_counted() {
     // Every third request stalls for 3 s, past the 1 s export timeout; the others take 100 ms.
@@ -226,14 +221,8 @@ fn a_slow_backend_that_stalls_some_requests_gets_everything_and_its_timeouts_are
         received_ids(body, &seen);
         Reply::ok()
     }));
-    let b = Bridge::builder()
-        .traces_endpoint(&url, Protocol::HttpProtobuf)
-        .metrics_exporter(ExporterKind::None)
-        .batch_size(14)
-        .export_timeout(Duration::from_secs(1))
-        .build()
-        .unwrap();
-    let events = many_sessions(10);
+    let b = http_bridge(&url, 14).export_timeout(Duration::from_secs(1)).build().unwrap();
+    let events = sessions(10, &salt());
     let want = common::run(&events).spans;
     for e in events {
         b.record(e);
@@ -252,15 +241,8 @@ fn a_backend_that_stalls_every_request_keeps_the_buffer_bounded_and_accounts_for
         std::thread::sleep(Duration::from_secs(20));
         Reply::ok()
     }));
-    let b = Bridge::builder()
-        .traces_endpoint(&url, Protocol::HttpProtobuf)
-        .metrics_exporter(ExporterKind::None)
-        .batch_size(14)
-        .max_queued_spans(50)
-        .export_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
-    let events = many_sessions(20);
+    let b = http_bridge(&url, 14).max_queued_spans(50).export_timeout(Duration::from_millis(500)).build().unwrap();
+    let events = sessions(20, &salt());
     let spans = common::run(&events).spans.len() as u64;
     for e in events {
         b.record(e);

@@ -47,11 +47,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn hwm_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines().find(|l| l.starts_with("VmHWM:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 fn valid_line() -> String {
     bamboo_otel::demo::agent_session(chrono::Utc::now())[1].to_json()
 }
@@ -59,7 +54,7 @@ fn valid_line() -> String {
 #[test]
 fn a_100_mb_line_is_reported_and_skipped_without_being_held() {
     let _one = serial();
-    let before = hwm_kib();
+    let before = common::proc_status_kib("VmHWM:");
     let reader = Huge {
         head: br#"{"Chat":{"SessionStarted":{"model":""#.to_vec(),
         n: 100 << 20,
@@ -67,7 +62,7 @@ fn a_100_mb_line_is_reported_and_skipped_without_being_held() {
         pos: 0,
     };
     let items: Vec<_> = JsonLines::new(BufReader::new(reader)).collect();
-    let grew = hwm_kib().saturating_sub(before);
+    let grew = common::proc_status_kib("VmHWM:").saturating_sub(before);
     assert_eq!(items.len(), 2);
     let problem = items[0].as_ref().unwrap_err();
     assert_eq!((problem.line, problem.code), (1, "line_too_long"), "{problem:?}");

@@ -16,10 +16,7 @@ use bamboo_otel::{Bridge, ExporterKind, MetricsEvent, Protocol};
 use common::http_sink::{self, Reply};
 
 fn rss_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 =
-        status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib / 1024
+    common::proc_status_kib("VmRSS:") / 1024
 }
 
 const OVERLOAD: Duration = Duration::from_secs(60);

@@ -167,3 +167,12 @@ pub fn without_trace_id(e: &MetricsEvent) -> MetricsEvent {
     }
     MetricsEvent::from_json(&v.to_string()).unwrap()
 }
+
+/// A memory figure of this process from `/proc/self/status`, in KiB: `"VmRSS:"` (resident now) or `"VmHWM:"`
+/// (peak resident).
+pub fn proc_status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line =
+        status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
