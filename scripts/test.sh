@@ -27,7 +27,11 @@ fi
 
 # Licenses, banned crates (native TLS) and sources. Offline: the advisory database is fetched from GitHub, which
 # this machine cannot reach, so `check advisories` is left to machines that can (see RELIABILITY.md).
+# cargo deny reads the metadata of every target platform (wasm, Android, Windows crates included), while the
+# builds above fetched only the host's: fetch them all first, from the lock file, or offline mode fails on a
+# fresh cargo home.
 command -v cargo-deny >/dev/null 2>&1 || cargo install cargo-deny --locked --version 0.20.2
+cargo fetch --locked
 cargo deny --offline --log-level error check licenses bans sources
 
 # Fuzz every target for 60 s (libFuzzer + AddressSanitizer); longer runs are recorded in RELIABILITY.md.
