@@ -1,5 +1,6 @@
 //! Sends the demo agent session to the OTLP backend configured by the `OTEL_*` environment, then prints the
-//! shutdown report. `OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 cargo run --example send_demo`
+//! shutdown report. `OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.2:4317 cargo run --example send_demo` sends it to
+//! the Jaeger that `scripts/backends.sh` starts.
 fn main() {
     let bridge = bamboo_otel::Bridge::from_env().unwrap_or_else(|e| {
         eprintln!("configuration error: {e}");

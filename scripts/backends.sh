@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Installs, starts and stops the real OTLP backends the end-to-end tests talk to, all on 127.0.0.1:
-#   Phoenix          traces   OTLP gRPC :4317, OTLP HTTP :6006/v1/traces, query API :6006
+#   Phoenix          traces   OTLP gRPC :4319 (not 4317: it binds every address, Jaeger has 127.0.0.2:4317), OTLP HTTP :6006/v1/traces, query API :6006
 #   VictoriaMetrics  metrics  OTLP HTTP :8428/opentelemetry/v1/metrics, Prometheus API :8428/api/v1/query
 #   rotel            collector hop, OTLP gRPC :14317 / HTTP :14318, forwarding to the two above
-# Usage: scripts/backends.sh install|start|stop|status
+#   Jaeger v2        traces   OTLP gRPC 127.0.0.2:4317, HTTP 127.0.0.2:4318, query API v3 127.0.0.2:16686
+#                    (deploy/jaeger.yaml; its own loopback address, so the README's ports stay as written)
+#   Prometheus 3     metrics  OTLP HTTP :9090/api/v1/otlp/v1/metrics, query API :9090 (deploy/prometheus.yml)
+# The OpenTelemetry Collector (servers/otelcol) is built here too; tests/collector_tiers.rs starts its tiers.
+# Usage: scripts/backends.sh install|start|stop|status|bin NAME
 # Installs are cached under $BAMBOO_OTEL_CACHE (default ~/.cache/bamboo-otel) so a second run starts in seconds.
 set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 CACHE=${BAMBOO_OTEL_CACHE:-$HOME/.cache/bamboo-otel}
 RUN=${BAMBOO_OTEL_RUN:-$CACHE/run}
@@ -60,6 +65,48 @@ CONF
   [ -x "$VM_BIN" ] || { log "victoria-metrics binary not found after unpacking"; exit 1; }
 }
 
+# The Go servers are built from their official modules, pinned by servers/NAME/go.mod and go.sum, and cached by
+# the hash of those two files and the Go version: a cold build takes minutes (BENCHMARKS.md), a cached one none.
+go_bin() { # name -> path of the cached binary
+  local key
+  key=$(cat "$ROOT/servers/$1/go.mod" "$ROOT/servers/$1/go.sum" "$ROOT/servers/$1"/*.go 2>/dev/null \
+    | cat - <(go env GOVERSION) | sha256sum | cut -c1-16)
+  echo "$CACHE/bin/$1-$key"
+}
+build_go() { # name package...
+  local name=$1 out; shift
+  out=$(go_bin "$name")
+  [ -x "$out/${name}" ] && return
+  log "building $name from servers/$name ($*); cached in $out"
+  mkdir -p "$out.tmp"
+  local pkg start=$SECONDS
+  for pkg in "$@"; do
+    (cd "$ROOT/servers/$name" && go build -trimpath -o "$out.tmp/$(basename "$pkg" | sed "s/^\.$/$name/")" "$pkg")
+  done
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  log "built $name in $((SECONDS - start)) s"
+}
+install_go() {
+  command -v go >/dev/null || { log "go is needed to build Jaeger, Prometheus and the collector"; exit 1; }
+  build_go jaeger github.com/jaegertracing/jaeger/cmd/jaeger
+  build_go prometheus github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool
+  build_go otelcol .
+}
+bin() { # name: the path of a built server binary (jaeger, prometheus, promtool, otelcol)
+  local dir=$1
+  [ "$1" = promtool ] && dir=prometheus
+  echo "$(go_bin "$dir")/$1"
+}
+
+# Prometheus as deploy/docker-compose.yml runs it: OTLP receiver, exemplar storage, the first sample of a new
+# series counted from its start time; deploy/prometheus.yml sets the out-of-order window and promoted resource
+# attributes. scripts/check_deploy.py checks that the compose file uses exactly these flags.
+PROMETHEUS_FLAGS=(
+  --web.enable-otlp-receiver
+  --enable-feature=exemplar-storage
+  --enable-feature=created-timestamp-zero-ingestion
+)
+
 wait_http() { # url seconds name
   local url=$1 secs=$2 name=$3 i
   for ((i = 0; i < secs * 5; i++)); do
@@ -83,8 +130,14 @@ start_one() { # name cmd...
 start() {
   install_python
   install_victoria_metrics
+  install_go
   mkdir -p "$RUN" "$RUN/phoenix" "$RUN/vm-data"
-  PHOENIX_HOST=127.0.0.1 PHOENIX_PORT=6006 PHOENIX_GRPC_PORT=4317 PHOENIX_WORKING_DIR="$RUN/phoenix" \
+  rm -rf "$RUN/prometheus-data"
+  JAEGER_HOST=127.0.0.2 start_one jaeger "$(bin jaeger)" --config "$ROOT/deploy/jaeger.yaml"
+  start_one prometheus "$(bin prometheus)" --config.file="$ROOT/deploy/prometheus.yml" "${PROMETHEUS_FLAGS[@]}" \
+    --web.listen-address=127.0.0.1:9090 --storage.tsdb.path="$RUN/prometheus-data" \
+    --storage.tsdb.retention.time=100y
+  PHOENIX_HOST=127.0.0.1 PHOENIX_PORT=6006 PHOENIX_GRPC_PORT=4319 PHOENIX_WORKING_DIR="$RUN/phoenix" \
     PHOENIX_TELEMETRY_ENABLED=false start_one phoenix "$VENV/bin/phoenix" serve
   start_one victoria-metrics "$VM_BIN" -httpListenAddr=127.0.0.1:8428 -storageDataPath="$RUN/vm-data" \
     -opentelemetry.usePrometheusNaming -search.latencyOffset=0s -search.disableCache -retentionPeriod=100y
@@ -96,6 +149,8 @@ start() {
     --otlp-exporter-logs-endpoint http://127.0.0.1:8428/opentelemetry/v1/logs
   wait_http http://127.0.0.1:8428/health 30 victoria-metrics
   wait_http http://127.0.0.1:6006/healthz 90 phoenix
+  wait_http http://127.0.0.2:13133/status 60 jaeger
+  wait_http http://127.0.0.1:9090/-/ready 60 prometheus
   # rotel has no health endpoint: wait for its OTLP HTTP port to answer at all.
   local i
   for ((i = 0; i < 150; i++)); do
@@ -108,7 +163,7 @@ start() {
 
 stop() {
   local name
-  for name in rotel phoenix victoria-metrics; do
+  for name in rotel phoenix victoria-metrics jaeger prometheus; do
     if [ -f "$RUN/$name.pid" ]; then
       kill "$(cat "$RUN/$name.pid")" 2>/dev/null || true
       rm -f "$RUN/$name.pid"
@@ -118,7 +173,7 @@ stop() {
 
 status() {
   local name
-  for name in phoenix victoria-metrics rotel; do
+  for name in phoenix victoria-metrics rotel jaeger prometheus; do
     if [ -f "$RUN/$name.pid" ] && kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then
       echo "$name: running (pid $(cat "$RUN/$name.pid"))"
     else
@@ -128,7 +183,8 @@ status() {
 }
 
 case "${1:-}" in
-  install) install_python; install_victoria_metrics ;;
+  install) install_python; install_victoria_metrics; install_go ;;
+  bin) bin "${2:?usage: $0 bin jaeger|prometheus|promtool|otelcol}" ;;
   start) start ;;
   stop) stop ;;
   status) status ;;

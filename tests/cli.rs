@@ -23,7 +23,7 @@ fn tmpdir(tag: &str) -> PathBuf {
 
 /// The environment a user would set: traces to Phoenix over gRPC, metrics to VictoriaMetrics over HTTP.
 fn otel_env(cmd: &mut Command, project: &str, service: &str) {
-    cmd.env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4317")
+    cmd.env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", PHOENIX_OTLP_GRPC)
         .env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")
         .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", format!("{VM}/opentelemetry/v1/metrics"))
         .env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf")
@@ -281,10 +281,7 @@ fn header_values_never_appear_in_any_output() {
         vec![("OTEL_EXPORTER_OTLP_HEADERS", format!("x-api-key:{secret}"))],
         vec![("OTEL_EXPORTER_OTLP_METRICS_HEADERS", secret.clone())],
         // Working export (Phoenix ignores the header).
-        vec![
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4317".into()),
-            ("OTEL_EXPORTER_OTLP_HEADERS", header),
-        ],
+        vec![("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", PHOENIX_OTLP_GRPC.into()), ("OTEL_EXPORTER_OTLP_HEADERS", header)],
     ];
     for env in runs {
         let mut cmd = Command::new(BIN);

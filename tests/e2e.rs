@@ -1,4 +1,4 @@
-//! End to end against the real backends started by `scripts/backends.sh`: Phoenix (traces, gRPC :4317 and HTTP
+//! End to end against the real backends started by `scripts/backends.sh`: Phoenix (traces, gRPC :4319 and HTTP
 //! :6006), VictoriaMetrics (metrics, HTTP :8428) and rotel (collector hop, gRPC :14317). Every check reads the
 //! result back through the backend's own query API.
 #![cfg(feature = "otel")]
@@ -17,21 +17,9 @@ use serde_json::Value;
 
 use common::backends::*;
 
-/// What the translator alone makes of `events` (the bridge shuts down with the same clock rules).
-fn expected(events: &[MetricsEvent]) -> Output {
-    let mut tr = Translator::new(TranslateConfig { clock: TtlClock::EventTime, ..Default::default() });
-    let mut out = Output::new();
-    let now = chrono::Utc::now();
-    for e in events {
-        tr.process(e, now, &mut out);
-    }
-    tr.finish(now, &mut out);
-    out
-}
-
 fn bridge(project: &str, protocol: Protocol) -> bamboo_otel::BridgeBuilder {
     let traces = match protocol {
-        Protocol::Grpc => "http://127.0.0.1:4317".to_owned(),
+        Protocol::Grpc => PHOENIX_OTLP_GRPC.to_owned(),
         _ => format!("{PHOENIX}/v1/traces"),
     };
     Bridge::builder()
@@ -80,15 +68,6 @@ fn assert_span_matches(want: &SpanRecord, got: &Value) {
             AttrValue::Bool(b) => assert_eq!(value, b, "{ctx}: {}", kv.key),
         }
     }
-}
-
-/// The sample traffic plus two demo sessions, made unique to this run.
-fn stream(salt: &str) -> Vec<MetricsEvent> {
-    let mut events = common::sample_events();
-    let base = chrono::Utc::now() - chrono::Duration::minutes(5);
-    events.extend(bamboo_otel::demo::agent_session(base));
-    events.extend(bamboo_otel::demo::agent_session(base + chrono::Duration::seconds(40)));
-    fresh(&events, salt)
 }
 
 fn span_tree_round_trip(protocol: Protocol) {

@@ -26,7 +26,7 @@ fn tmpdir(tag: &str) -> PathBuf {
 }
 
 fn otel_env(cmd: &mut Command, project: &str) {
-    cmd.env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4317")
+    cmd.env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", PHOENIX_OTLP_GRPC)
         .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", format!("{VM}/opentelemetry/v1/metrics"))
         .env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf")
         .env("OTEL_SERVICE_NAME", project)

@@ -9,6 +9,8 @@ use serde_json::Value;
 
 pub const PHOENIX: &str = "http://127.0.0.1:6006";
 pub const VM: &str = "http://127.0.0.1:8428";
+/// Phoenix's OTLP gRPC receiver. Not 4317: Phoenix binds it on every address, and Jaeger owns 127.0.0.2:4317.
+pub const PHOENIX_OTLP_GRPC: &str = "http://127.0.0.1:4319";
 
 pub fn get(url: &str) -> Option<Value> {
     match ureq::get(url).timeout(Duration::from_secs(10)).call() {
@@ -116,6 +118,28 @@ pub fn collect_ids(v: &Value, ids: &mut HashSet<String>) {
             }
         }
     }
+}
+
+/// What the translator alone makes of `events` (the bridge shuts down with the same clock rules).
+pub fn expected(events: &[MetricsEvent]) -> bamboo_otel::translate::Output {
+    use bamboo_otel::translate::{Output, TranslateConfig, Translator, TtlClock};
+    let mut tr = Translator::new(TranslateConfig { clock: TtlClock::EventTime, ..Default::default() });
+    let mut out = Output::new();
+    let now = chrono::Utc::now();
+    for e in events {
+        tr.process(e, now, &mut out);
+    }
+    tr.finish(now, &mut out);
+    out
+}
+
+/// The sample traffic plus two demo sessions, made unique to this run.
+pub fn stream(salt: &str) -> Vec<MetricsEvent> {
+    let mut events = super::sample_events();
+    let base = chrono::Utc::now() - chrono::Duration::minutes(5);
+    events.extend(bamboo_otel::demo::agent_session(base));
+    events.extend(bamboo_otel::demo::agent_session(base + chrono::Duration::seconds(40)));
+    fresh(&events, salt)
 }
 
 pub fn salt() -> String {

@@ -4,8 +4,12 @@
 #[cfg(feature = "otel")]
 pub mod backends;
 pub mod http_sink;
+#[cfg(feature = "otel")]
+pub mod jaeger;
 #[cfg(feature = "sources")]
 pub mod metrics_db;
+#[cfg(feature = "otel")]
+pub mod prometheus;
 
 use bamboo_otel::events::*;
 use bamboo_otel::translate::{Output, SpanRecord, TranslateConfig, Translator, TtlClock};
