@@ -48,3 +48,17 @@ pub fn value(expr: &str) -> Option<f64> {
     let r = query(expr);
     (r.len() == 1).then(|| r[0].1)
 }
+
+/// Polls until `expr` is exactly `want` (60 s at most), failing with the last value seen.
+pub fn wait_for(expr: &str, want: f64) {
+    let mut last = None;
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < end {
+        last = value(expr);
+        if last == Some(want) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("{expr}: want {want}, last seen {last:?}");
+}

@@ -1,0 +1,305 @@
+//! The scale-out story, run for real: three bridges in separate processes (`bamboo-otel replay`), where parts of
+//! one session come from different processes and join only by their deterministic ids, → the gateway tier
+//! (deploy/collector-gateway.yaml, `loadbalancing` by trace id) → two tail-sampling collectors
+//! (deploy/collector-sampling.yaml) → Jaeger; metrics → the gateway → Prometheus. Both configs run as shipped;
+//! only the environment variables they read are set. The collectors are the official modules built by
+//! `scripts/backends.sh` (servers/otelcol).
+#![cfg(all(feature = "cli", feature = "otel", feature = "grpc"))]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use bamboo_otel::console::MetricTotals;
+use bamboo_otel::events::{ForwardStatus, MetricsEvent, SessionStatus};
+use bamboo_otel::semconv::Instrument;
+use bamboo_otel::translate::{Output, SpanRecord, SpanStatus};
+use serde_json::Value;
+
+use common::backends::{poll, salt, PHOENIX_OTLP_GRPC};
+use common::collector::Collector;
+use common::jaeger::{find_traces, otlp_attrs};
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bamboo-otel");
+/// The sampling tier's `some-of-the-rest` share, as shipped.
+const SHARE: f64 = 0.10;
+
+/// The three processes' inputs. Session `i`: three rounds with tool calls; every tenth fails a round, every
+/// tenth (offset 1) never completes; when `i % 3 == 0` its rounds 2 and 3 come from the second process, the rest
+/// from the first. Forwarded requests (their own traces) come from the third.
+fn workload(salt: &str, sessions: usize, requests: usize) -> [Vec<MetricsEvent>; 3] {
+    let mut files: [Vec<MetricsEvent>; 3] = Default::default();
+    for i in 0..sessions {
+        let s = format!("tier-session-{salt}-{i}");
+        let id = |k: String| format!("{salt}-{i}-{k}");
+        let base = i as i64 * 50;
+        // Which process reports the session's own events, and which its round `r`.
+        let home = [0, 1, 2][i % 3];
+        let round_home = |r: i64| if i % 3 == 0 && r > 1 { 1 } else { home };
+        files[home].push(session_started(&id("ss".into()), base, &s, "claude-sonnet-4-5", None));
+        for r in 1..=3 {
+            let round = format!("{s}-round-{r}");
+            let t = base + r * 1_000;
+            let f = &mut files[round_home(r)];
+            f.push(round_started(&id(format!("rs{r}")), t, &s, &round, "claude-sonnet-4-5"));
+            f.push(tool(&id(format!("t{r}")), t + 300, &s, &round, &id(format!("call{r}")), "Read", 40, true));
+            f.push(if i % 10 == 0 && r == 2 {
+                round_failed(&id(format!("rc{r}")), t + 800, &s, &round, 800, "Provider error: 529 Overloaded")
+            } else {
+                round_completed(&id(format!("rc{r}")), t + 800, &s, &round, 800, usage(1_000 + r as u64, 50))
+            });
+        }
+        if i % 10 != 1 {
+            files[home].push(session_completed(&id("sc".into()), base + 4_000, &s, SessionStatus::Completed));
+        }
+    }
+    for j in 0..requests {
+        let r = format!("tier-request-{salt}-{j}");
+        let t = j as i64 * 30;
+        files[2].push(request_started(&format!("{r}-s"), t, &r, "anthropic.messages", "claude-sonnet-4-5", None));
+        let u = Some(usage(2_000, 100));
+        files[2].push(request_completed(&format!("{r}-c"), t + 400, &r, 200, ForwardStatus::Success, u, 400, None));
+    }
+    files
+}
+
+/// What each process's own translator makes of its file (the bridge finishes open spans at shutdown).
+fn per_process(files: &[Vec<MetricsEvent>; 3]) -> Vec<Output> {
+    files.iter().map(|f| common::backends::expected(f)).collect()
+}
+
+fn write(dir: &Path, files: &[Vec<MetricsEvent>; 3]) -> Vec<std::path::PathBuf> {
+    files
+        .iter()
+        .enumerate()
+        .map(|(n, events)| {
+            let path = dir.join(format!("bridge-{n}.jsonl"));
+            std::fs::write(&path, events.iter().map(|e| e.to_json() + "\n").collect::<String>()).unwrap();
+            path
+        })
+        .collect()
+}
+
+/// Runs the three bridges at once, each its own process, into the gateway.
+fn run_bridges(paths: &[std::path::PathBuf], gateway: &str, service: &str) {
+    let children: Vec<_> = paths
+        .iter()
+        .map(|p| {
+            let mut cmd = Command::new(BIN);
+            cmd.arg("replay").arg(p);
+            for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("OTEL_") || k.starts_with("BAMBOO_OTEL_")) {
+                cmd.env_remove(k);
+            }
+            cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{gateway}:4317"))
+                .env("OTEL_SERVICE_NAME", service)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (child, path) in children.into_iter().zip(paths) {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// Span ids per trace id, over every process's spans (a span two processes both report counts once).
+fn by_trace(outputs: &[Output]) -> HashMap<String, Vec<&SpanRecord>> {
+    let mut out: HashMap<String, Vec<&SpanRecord>> = HashMap::new();
+    for o in outputs {
+        for s in &o.spans {
+            out.entry(s.trace_id.to_string()).or_default().push(s);
+        }
+    }
+    out
+}
+
+/// What the sampling policies must keep: a trace with an error or an incomplete span.
+fn must_keep(spans: &[&SpanRecord]) -> bool {
+    spans.iter().any(|s| matches!(s.status, SpanStatus::Error(_)) || s.is_incomplete())
+}
+
+/// Every span Jaeger holds for `service`, as (trace id → span id → parent span id).
+fn jaeger_spans(service: &str) -> HashMap<String, HashMap<String, String>> {
+    let from = common::t0() - chrono::Duration::days(1);
+    let to = chrono::Utc::now() + chrono::Duration::hours(1);
+    let mut out: HashMap<String, HashMap<String, String>> = HashMap::new();
+    for rs in find_traces(service, from, to) {
+        assert_eq!(otlp_attrs(&rs["resource"]["attributes"]).get("service.name"), Some(&Value::from(service)));
+        for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+            for s in ss["spans"].as_array().into_iter().flatten() {
+                let tid = s["traceId"].as_str().unwrap().to_owned();
+                let parent = s["parentSpanId"].as_str().unwrap_or("").to_owned();
+                out.entry(tid).or_default().insert(s["spanId"].as_str().unwrap().to_owned(), parent);
+            }
+        }
+    }
+    out
+}
+
+struct Tiers {
+    gateway: Collector,
+    samplers: Vec<Collector>,
+}
+
+/// The gateway on `hosts[0]` and two samplers on `hosts[1]` and `hosts[2]`, all as shipped in deploy/.
+fn start_tiers(hosts: [&str; 3], log_dir: &Path, extra_sampler_env: &[(&str, &str)]) -> Tiers {
+    let samplers: Vec<Collector> = hosts[1..]
+        .iter()
+        .enumerate()
+        .map(|(n, host)| {
+            let mut env = vec![
+                ("SAMPLING_HOST", *host),
+                // Long enough for all three processes' parts of a session to arrive; short for a test.
+                ("SAMPLING_DECISION_WAIT", "5s"),
+                ("JAEGER_OTLP_ENDPOINT", "127.0.0.2:4317"),
+                // No Tempo here: the sampling tier's second exporter goes to Phoenix, a trace backend too.
+                ("TEMPO_OTLP_ENDPOINT", PHOENIX_OTLP_GRPC.trim_start_matches("http://")),
+            ];
+            env.extend_from_slice(extra_sampler_env);
+            Collector::start(&format!("sampling-{}", n + 1), "collector-sampling.yaml", host, &env, log_dir)
+        })
+        .collect();
+    let endpoints = format!("[{}:4317, {}:4317]", hosts[1], hosts[2]);
+    let gateway = Collector::start(
+        "gateway",
+        "collector-gateway.yaml",
+        hosts[0],
+        &[
+            ("GATEWAY_HOST", hosts[0]),
+            ("SAMPLING_ENDPOINTS", &endpoints),
+            ("METRICS_OTLP_ENDPOINT", &common::prometheus::otlp_metrics_url()),
+        ],
+        log_dir,
+    );
+    Tiers { gateway, samplers }
+}
+
+/// Waits until the samplers have decided `traces` traces between them and sent what they kept: every decision
+/// counts once under each policy, so one policy's sampled and not-sampled counts add up to the traces decided.
+fn wait_for_decisions(tiers: &Tiers, traces: usize) {
+    let decided = || -> f64 {
+        tiers
+            .samplers
+            .iter()
+            .map(|s| s.own_series("otelcol_processor_tail_sampling_count_traces_sampled", "policy=\"errors\""))
+            .sum()
+    };
+    let mut last = 0.0;
+    let done = (0..480).any(|_| {
+        last = decided();
+        let idle = tiers.samplers.iter().all(|s| s.own_metric("otelcol_exporter_queue_size") == 0.0);
+        let ok = last >= traces as f64 && idle;
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        ok
+    });
+    if !done {
+        for s in &tiers.samplers {
+            eprintln!("{}: {:#?}", s.name, s.own_metrics("otelcol_"));
+        }
+        panic!("the samplers decided {last} of {traces} traces within 120 s");
+    }
+}
+
+fn log_dir(salt: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("bamboo-otel-tiers-{salt}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn three_bridges_through_the_gateway_and_two_samplers_keep_whole_traces() {
+    let salt = salt();
+    let service = format!("tiers-{salt}");
+    let dir = log_dir(&salt);
+    let tiers = start_tiers(["127.0.0.3", "127.0.0.4", "127.0.0.5"], &dir, &[]);
+
+    let files = workload(&salt, 900, 300);
+    let outputs = per_process(&files);
+    let want = by_trace(&outputs);
+    run_bridges(&write(&dir, &files), "127.0.0.3", &service);
+
+    // Every trace that must be kept reaches Jaeger; then the samplers finish deciding the rest.
+    let keep: HashSet<&String> = want.iter().filter(|(_, s)| must_keep(s)).map(|(t, _)| t).collect();
+    poll(120, "every error and incomplete trace in Jaeger", || {
+        let got = jaeger_spans(&service);
+        keep.iter().all(|t| got.contains_key(*t)).then_some(())
+    });
+    wait_for_decisions(&tiers, want.len());
+    let got = jaeger_spans(&service);
+
+    let mut others = 0usize;
+    let mut others_kept = 0usize;
+    for (trace, spans) in &want {
+        let ids: HashSet<String> = spans.iter().map(|s| s.span_id.to_string()).collect();
+        match got.get(trace) {
+            Some(stored) => {
+                let stored_ids: HashSet<String> = stored.keys().cloned().collect();
+                assert_eq!(stored_ids, ids, "trace {trace}: Jaeger keeps it whole or not at all");
+                for (span, parent) in stored {
+                    assert!(
+                        parent.is_empty() || stored.contains_key(parent),
+                        "trace {trace}: {span}'s parent {parent} is missing"
+                    );
+                }
+            }
+            None => assert!(!must_keep(spans), "trace {trace} has an error or an incomplete span and was not kept"),
+        }
+        if !must_keep(spans) {
+            others += 1;
+            others_kept += got.contains_key(trace) as usize;
+        }
+    }
+    assert!(got.keys().all(|t| want.contains_key(t)), "Jaeger holds only this run's traces");
+    // Sessions whose spans came from two processes, joined only by their deterministic ids.
+    let traces_of = |o: &Output| o.spans.iter().map(|s| s.trace_id.to_string()).collect::<HashSet<_>>();
+    let split = traces_of(&outputs[0]).intersection(&traces_of(&outputs[1])).count();
+    let split_kept =
+        traces_of(&outputs[0]).intersection(&traces_of(&outputs[1])).filter(|t| got.contains_key(*t)).count();
+    assert!(split > 100 && split_kept > 0 && others > 300 && keep.len() > 100, "the workload exercises every case");
+
+    // The share of the other traces kept is the configured one: binomial, four standard deviations.
+    let mean = others as f64 * SHARE;
+    let sd = (others as f64 * SHARE * (1.0 - SHARE)).sqrt();
+    eprintln!(
+        "tiers: {} traces, {} must be kept (all were), {split} split across processes ({split_kept} kept, whole), \
+         {others_kept} of {others} others kept (expected {mean:.1} ± {sd:.1})",
+        want.len(),
+        keep.len()
+    );
+    assert!(
+        (others_kept as f64 - mean).abs() <= 4.0 * sd,
+        "{others_kept} of {others} kept, expected {mean:.1} ± {:.1}",
+        4.0 * sd
+    );
+
+    // Metrics: the three processes' totals, exact in Prometheus after the gateway.
+    let mut totals = MetricTotals::new();
+    for o in &outputs {
+        totals.extend(&o.metrics);
+    }
+    let svc = format!("service_name=\"{service}\"");
+    let checks = [
+        (format!("sum(bamboo_rounds_total{{{svc}}})"), totals.total(Instrument::Rounds, &[]).sum),
+        (format!("sum(bamboo_tool_calls_total{{{svc}}})"), totals.total(Instrument::ToolCalls, &[]).sum),
+        (format!("sum(bamboo_sessions_total{{{svc}}})"), totals.total(Instrument::Sessions, &[]).sum),
+        (format!("sum(bamboo_forward_requests_total{{{svc}}})"), totals.total(Instrument::ForwardRequests, &[]).sum),
+        (
+            format!("sum(gen_ai_client_token_usage_sum{{{svc},gen_ai_token_type=\"input\"}})"),
+            totals.total(Instrument::TokenUsage, &[("gen_ai.token.type", "input")]).sum,
+        ),
+        (format!("sum(bamboo_otel_events_total{{{svc}}})"), files.iter().map(Vec::len).sum::<usize>() as f64),
+        (format!("count(count by (instance) (bamboo_otel_events_total{{{svc}}}))"), 3.0),
+    ];
+    for (expr, want) in checks {
+        assert!(want > 0.0, "{expr}");
+        common::prometheus::wait_for(&expr, want);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,122 @@
+//! The OpenTelemetry Collector built by `scripts/backends.sh` (servers/otelcol), run with the configs in deploy/
+//! exactly as shipped: tests only set the environment variables those configs read.
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::backends::poll;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The collector binary's path, as `scripts/backends.sh bin otelcol` names it.
+pub fn otelcol_bin() -> PathBuf {
+    let out = Command::new(repo().join("scripts/backends.sh")).args(["bin", "otelcol"]).output().unwrap();
+    let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    assert!(path.is_file(), "{} is not built: run scripts/backends.sh start", path.display());
+    path
+}
+
+/// One running collector; killed when dropped.
+pub struct Collector {
+    pub name: String,
+    /// Where its OTLP gRPC receiver and its own metrics (:8888) listen.
+    pub host: String,
+    config: &'static str,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Collector {
+    /// Starts `deploy/<config>` with `env`, its receivers on `host`, and waits until it accepts OTLP.
+    pub fn start(
+        name: &str,
+        config: &'static str,
+        host: &str,
+        env: &[(&str, &str)],
+        log_dir: &std::path::Path,
+    ) -> Self {
+        let mut c = Collector {
+            name: name.to_owned(),
+            host: host.to_owned(),
+            config,
+            env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            child: None,
+            log: log_dir.join(format!("{name}.log")),
+        };
+        c.spawn();
+        c
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(otelcol_bin())
+            .arg("--config")
+            .arg(repo().join("deploy").join(self.config))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let addr = format!("{}:4317", self.host);
+        poll(60, &format!("{} accepting OTLP on {addr} (log: {})", self.name, self.log.display()), || {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("{} exited with {status}: {}", self.name, std::fs::read_to_string(&self.log).unwrap());
+            }
+            TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(200)).ok()
+        });
+    }
+
+    /// SIGKILL: what it held in memory is gone, as in a crash or an OOM kill.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// The collector's own metrics (Prometheus text on :8888), summed by metric name over all labels, for names
+    /// starting with `prefix`.
+    pub fn own_metrics(&self, prefix: &str) -> std::collections::BTreeMap<String, f64> {
+        let url = format!("http://{}:8888/metrics", self.host);
+        let text = ureq::get(&url).timeout(Duration::from_secs(5)).call().unwrap().into_string().unwrap();
+        let mut out = std::collections::BTreeMap::new();
+        for line in text.lines().filter(|l| l.starts_with(prefix)) {
+            let name = line.split(['{', ' ']).next().unwrap().to_owned();
+            let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap_or(0.0);
+            *out.entry(name).or_default() += value;
+        }
+        out
+    }
+
+    /// The sum of `name`'s series whose labels contain `label` (`policy="errors"`, say).
+    pub fn own_series(&self, name: &str, label: &str) -> f64 {
+        let url = format!("http://{}:8888/metrics", self.host);
+        let text = ureq::get(&url).timeout(Duration::from_secs(5)).call().unwrap().into_string().unwrap();
+        text.lines()
+            .filter(|l| l.split(['{', ' ']).next() == Some(name) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    pub fn own_metric(&self, name: &str) -> f64 {
+        self.own_metrics(name).get(name).copied().unwrap_or(0.0)
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
