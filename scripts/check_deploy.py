@@ -17,7 +17,7 @@ problems = []
 KNOWN = {
     "receivers": {"otlp"},
     "processors": {"batch", "memory_limiter", "tail_sampling", "attributes", "resource", "filter"},
-    "exporters": {"otlp", "otlphttp", "loadbalancing", "prometheusremotewrite", "debug"},
+    "exporters": {"otlp", "otlphttp", "loadbalancing", "prometheusremotewrite", "debug", "jaeger_storage_exporter"},
 }
 
 
@@ -84,11 +84,39 @@ def check_alloy(path):
         problems.append(f"{rel}: the load-balancing exporter must route by traceID")
 
 
+def backends_prometheus_flags():
+    """The PROMETHEUS_FLAGS array of scripts/backends.sh: what the tests run Prometheus with."""
+    text = (ROOT / "scripts" / "backends.sh").read_text()
+    m = re.search(r"^PROMETHEUS_FLAGS=\(\n(.*?)^\)", text, re.M | re.S)
+    return [line.strip() for line in m.group(1).splitlines() if line.strip()] if m else None
+
+
+def collector_release():
+    """The collector release servers/otelcol builds (the contrib modules' version)."""
+    m = re.search(r"opentelemetry-collector-contrib/\S+ v(\d+\.\d+\.\d+)", (ROOT / "servers/otelcol/go.mod").read_text())
+    return m.group(1) if m else None
+
+
 def check_compose(path):
     cfg = load(path)
     if cfg is None:
         return
     rel = path.relative_to(ROOT)
+    services = cfg.get("services") or {}
+    # The stack users start must be the one the tests run: same configs, flags and collector release.
+    flags = backends_prometheus_flags()
+    prom = [a for a in (services.get("prometheus") or {}).get("command") or [] if not a.startswith("--config.file")]
+    if flags is None or prom != flags:
+        problems.append(f"{rel}: prometheus flags {prom} differ from scripts/backends.sh PROMETHEUS_FLAGS {flags}")
+    release = collector_release()
+    for name, svc in services.items():
+        image = svc.get("image", "")
+        if image.startswith("otel/opentelemetry-collector") and release and not image.endswith(":" + release):
+            problems.append(f"{rel}: service {name} runs {image}, the tests build collector {release}")
+    mounted = {v.split(":")[0] for svc in services.values() for v in svc.get("volumes") or []}
+    for f in ("./collector-gateway.yaml", "./collector-sampling.yaml", "./jaeger.yaml", "./prometheus.yml"):
+        if f not in mounted:
+            problems.append(f"{rel}: does not mount {f}, the file the tests run")
     for name, svc in (cfg.get("services") or {}).items():
         if "image" not in svc:
             problems.append(f"{rel}: service {name} has no image")
@@ -102,7 +130,7 @@ def check_compose(path):
 
 
 for p in sorted(DEPLOY.rglob("*.y*ml")):
-    if p.name.startswith("collector-"):
+    if p.name.startswith("collector-") or p.name == "jaeger.yaml":
         check_collector(p)
     elif p.name == "docker-compose.yml":
         check_compose(p)
