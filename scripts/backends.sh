@@ -24,8 +24,10 @@ rotel_bin() { ls "$VENV"/lib/python3*/site-packages/rotel/rotel-agent 2>/dev/nul
 log() { printf 'backends: %s\n' "$*" >&2; }
 
 install_python() {
-  if [ -x "$VENV/bin/phoenix" ] && [ -x "$(rotel_bin)" ] \
-     && "$VENV/bin/pip" show arize-phoenix 2>/dev/null | grep -q "^Version: $PHOENIX_VERSION$"; then
+  # pip's output is read whole first: `pip show | grep -q` fails under pipefail when grep stops reading early.
+  local shown
+  shown=$("$VENV/bin/pip" show arize-phoenix 2>/dev/null || true)
+  if [ -x "$VENV/bin/phoenix" ] && [ -x "$(rotel_bin)" ] && grep -q "^Version: $PHOENIX_VERSION$" <<<"$shown"; then
     return
   fi
   log "installing arize-phoenix==$PHOENIX_VERSION and rotel==$ROTEL_VERSION into $VENV"
