@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bamboo_otel::console::MetricTotals;
 use bamboo_otel::events::*;
 use bamboo_otel::semconv::Instrument;
-use bamboo_otel::translate::{AttrValue, Output, SpanRecord, SpanStatus, TranslateConfig, Translator, TtlClock};
+use bamboo_otel::translate::{AttrValue, SpanRecord, SpanStatus};
 use bamboo_otel::{Bridge, ExporterKind, Protocol, Sampler};
 use serde_json::Value;
 
