@@ -165,11 +165,18 @@ start() {
 
 stop() {
   local name
+  local pids=() pid i
   for name in rotel phoenix victoria-metrics jaeger prometheus; do
     if [ -f "$RUN/$name.pid" ]; then
-      kill "$(cat "$RUN/$name.pid")" 2>/dev/null || true
+      pid=$(cat "$RUN/$name.pid")
+      kill "$pid" 2>/dev/null && pids+=("$pid")
       rm -f "$RUN/$name.pid"
     fi
+  done
+  # Wait for them to exit (Phoenix takes a few seconds), so a start right after finds its ports free.
+  for pid in "${pids[@]}"; do
+    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
   done
 }
 
