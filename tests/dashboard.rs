@@ -48,17 +48,7 @@ fn vm_query(expr: &str) -> Vec<(Vec<String>, f64)> {
     ureq::post(&format!("{VM}/internal/force_flush")).call().unwrap();
     let v = get(&format!("{VM}/api/v1/query?query={}", urlencode(expr))).expect("query answered");
     assert_eq!(v["status"], "success", "{expr}: {v}");
-    v["data"]["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let mut labels: Vec<String> =
-                r["metric"].as_object().unwrap().iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).collect();
-            labels.sort();
-            (labels, r["value"][1].as_str().unwrap().parse::<f64>().unwrap())
-        })
-        .collect()
+    instant_vector(&v)
 }
 
 fn prom(key: &str) -> String {

@@ -12,7 +12,7 @@ use bamboo_otel::console::MetricTotals;
 use bamboo_otel::semconv::{Instrument, DURATION_BUCKETS, TOKEN_BUCKETS};
 use bamboo_otel::{Bridge, ExporterKind, Protocol};
 
-use common::backends::{expected, poll, salt, stream};
+use common::backends::{exact_sums, expected, poll, salt, stream};
 use common::prometheus::*;
 
 /// Expected cumulative bucket counts (`le` → observations ≤ le, plus +Inf) of one instrument's observations.
@@ -81,50 +81,7 @@ fn metrics_read_back_exactly_from_prometheus_under_the_names_users_see() {
         }
     }
 
-    let checks: Vec<(String, f64)> = vec![
-        (
-            format!("sum(gen_ai_client_token_usage_sum{{{svc},gen_ai_token_type=\"input\"}})"),
-            totals.total(Instrument::TokenUsage, &[("gen_ai.token.type", "input")]).sum,
-        ),
-        (
-            format!("sum(gen_ai_client_token_usage_sum{{{svc},gen_ai_token_type=\"output\"}})"),
-            totals.total(Instrument::TokenUsage, &[("gen_ai.token.type", "output")]).sum,
-        ),
-        (
-            format!("sum(gen_ai_client_token_usage_count{{{svc}}})"),
-            totals.total(Instrument::TokenUsage, &[]).count as f64,
-        ),
-        (
-            format!("sum(gen_ai_client_operation_duration_seconds_count{{{svc}}})"),
-            totals.total(Instrument::OperationDuration, &[]).count as f64,
-        ),
-        (
-            format!("sum(gen_ai_client_operation_duration_seconds_sum{{{svc}}})"),
-            totals.total(Instrument::OperationDuration, &[]).sum,
-        ),
-        (
-            format!("sum(gen_ai_execute_tool_duration_seconds_count{{{svc}}})"),
-            totals.total(Instrument::ToolDuration, &[]).count as f64,
-        ),
-        (format!("sum(bamboo_sessions_total{{{svc}}})"), totals.total(Instrument::Sessions, &[]).sum),
-        (format!("sum(bamboo_rounds_total{{{svc}}})"), totals.total(Instrument::Rounds, &[]).sum),
-        (
-            format!("sum(bamboo_rounds_total{{{svc},bamboo_round_status=\"error\"}})"),
-            totals.total(Instrument::Rounds, &[("bamboo.round.status", "error")]).sum,
-        ),
-        (format!("sum(bamboo_tool_calls_total{{{svc}}})"), totals.total(Instrument::ToolCalls, &[]).sum),
-        (
-            format!("sum(bamboo_tool_calls_total{{{svc},bamboo_tool_success=\"false\"}})"),
-            totals.total(Instrument::ToolCalls, &[("bamboo.tool.success", "false")]).sum,
-        ),
-        (format!("sum(bamboo_forward_requests_total{{{svc}}})"), totals.total(Instrument::ForwardRequests, &[]).sum),
-        (format!("sum(bamboo_metrics_dropped_total{{{svc}}})"), totals.total(Instrument::UpstreamDropped, &[]).sum),
-        (format!("sum(bamboo_otel_events_total{{{svc}}})"), events.len() as f64),
-        (
-            format!("sum(bamboo_otel_events_rejected_total{{{svc},reason=\"duplicate\"}})"),
-            totals.total(Instrument::BridgeRejected, &[("reason", "duplicate")]).sum,
-        ),
-    ];
+    let checks = exact_sums(&svc, &totals, events.len());
     for (expr, want) in checks {
         assert!(want > 0.0, "{expr}: the expectation itself must be non-trivial");
         let got = poll(30, &expr, || value(&expr));

@@ -189,3 +189,68 @@ pub fn assert_phoenix_has_exactly_within(project: &str, want: &[bamboo_otel::tra
     let want_ids: HashSet<String> = want.iter().map(|s| s.span_id.to_string()).collect();
     assert_eq!(got.keys().cloned().collect::<HashSet<_>>(), want_ids);
 }
+
+/// An instant query's result as (labels `key=value`, sorted; value), from any Prometheus-compatible API.
+pub fn instant_vector(v: &Value) -> Vec<(Vec<String>, f64)> {
+    v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mut labels: Vec<String> =
+                r["metric"].as_object().unwrap().iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).collect();
+            labels.sort();
+            (labels, r["value"][1].as_str().unwrap().parse::<f64>().unwrap())
+        })
+        .collect()
+}
+
+/// PromQL sums over one service's series (`svc` is its label matcher) that a known stream fixes exactly, on
+/// every engine: (query, what the translator's metric totals say). `events` is how many events were recorded.
+pub fn exact_sums(svc: &str, totals: &bamboo_otel::console::MetricTotals, events: usize) -> Vec<(String, f64)> {
+    use bamboo_otel::semconv::Instrument;
+    vec![
+        (
+            format!("sum(gen_ai_client_token_usage_sum{{{svc},gen_ai_token_type=\"input\"}})"),
+            totals.total(Instrument::TokenUsage, &[("gen_ai.token.type", "input")]).sum,
+        ),
+        (
+            format!("sum(gen_ai_client_token_usage_sum{{{svc},gen_ai_token_type=\"output\"}})"),
+            totals.total(Instrument::TokenUsage, &[("gen_ai.token.type", "output")]).sum,
+        ),
+        (
+            format!("sum(gen_ai_client_token_usage_count{{{svc}}})"),
+            totals.total(Instrument::TokenUsage, &[]).count as f64,
+        ),
+        (
+            format!("sum(gen_ai_client_operation_duration_seconds_count{{{svc}}})"),
+            totals.total(Instrument::OperationDuration, &[]).count as f64,
+        ),
+        (
+            format!("sum(gen_ai_client_operation_duration_seconds_sum{{{svc}}})"),
+            totals.total(Instrument::OperationDuration, &[]).sum,
+        ),
+        (
+            format!("sum(gen_ai_execute_tool_duration_seconds_count{{{svc}}})"),
+            totals.total(Instrument::ToolDuration, &[]).count as f64,
+        ),
+        (format!("sum(bamboo_sessions_total{{{svc}}})"), totals.total(Instrument::Sessions, &[]).sum),
+        (format!("sum(bamboo_rounds_total{{{svc}}})"), totals.total(Instrument::Rounds, &[]).sum),
+        (
+            format!("sum(bamboo_rounds_total{{{svc},bamboo_round_status=\"error\"}})"),
+            totals.total(Instrument::Rounds, &[("bamboo.round.status", "error")]).sum,
+        ),
+        (format!("sum(bamboo_tool_calls_total{{{svc}}})"), totals.total(Instrument::ToolCalls, &[]).sum),
+        (
+            format!("sum(bamboo_tool_calls_total{{{svc},bamboo_tool_success=\"false\"}})"),
+            totals.total(Instrument::ToolCalls, &[("bamboo.tool.success", "false")]).sum,
+        ),
+        (format!("sum(bamboo_forward_requests_total{{{svc}}})"), totals.total(Instrument::ForwardRequests, &[]).sum),
+        (format!("sum(bamboo_metrics_dropped_total{{{svc}}})"), totals.total(Instrument::UpstreamDropped, &[]).sum),
+        (format!("sum(bamboo_otel_events_total{{{svc}}})"), events as f64),
+        (
+            format!("sum(bamboo_otel_events_rejected_total{{{svc},reason=\"duplicate\"}})"),
+            totals.total(Instrument::BridgeRejected, &[("reason", "duplicate")]).sum,
+        ),
+    ]
+}

@@ -26,17 +26,7 @@ pub fn query_at(expr: &str, time: Option<f64>) -> Vec<(Vec<String>, f64)> {
         Err(e) => panic!("{url}: {e} (is Prometheus running? scripts/backends.sh start)"),
     };
     assert_eq!(v["status"], "success", "{expr}: {v}");
-    v["data"]["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let mut labels: Vec<String> =
-                r["metric"].as_object().unwrap().iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).collect();
-            labels.sort();
-            (labels, r["value"][1].as_str().unwrap().parse::<f64>().unwrap())
-        })
-        .collect()
+    super::backends::instant_vector(&v)
 }
 
 pub fn query(expr: &str) -> Vec<(Vec<String>, f64)> {
