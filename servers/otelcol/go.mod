@@ -2,6 +2,8 @@ module bamboo-otel/servers/otelcol
 
 go 1.26.0
 
+// The loadbalancing exporter's AWS Cloud Map resolver asks for servicediscovery v1.48.0, which the module proxy
+// does not serve; v1.40.2 is the version it serves, and the resolver builds against it (not used by deploy/).
 replace github.com/aws/aws-sdk-go-v2/service/servicediscovery => github.com/aws/aws-sdk-go-v2/service/servicediscovery v1.40.2
 
 require (
