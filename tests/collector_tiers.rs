@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use common::backends::{poll, salt, PHOENIX_OTLP_GRPC};
 use common::collector::Collector;
-use common::jaeger::{find_traces, otlp_attrs};
+use common::jaeger::find_traces;
 use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bamboo-otel");
@@ -128,15 +128,10 @@ fn jaeger_spans(service: &str) -> HashMap<String, HashMap<String, String>> {
     let from = common::t0() - chrono::Duration::days(1);
     let to = chrono::Utc::now() + chrono::Duration::hours(1);
     let mut out: HashMap<String, HashMap<String, String>> = HashMap::new();
-    for rs in find_traces(service, from, to) {
-        assert_eq!(otlp_attrs(&rs["resource"]["attributes"]).get("service.name"), Some(&Value::from(service)));
-        for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
-            for s in ss["spans"].as_array().into_iter().flatten() {
-                let tid = s["traceId"].as_str().unwrap().to_owned();
-                let parent = s["parentSpanId"].as_str().unwrap_or("").to_owned();
-                out.entry(tid).or_default().insert(s["spanId"].as_str().unwrap().to_owned(), parent);
-            }
-        }
+    for s in find_traces(service, from, to) {
+        assert_eq!(s.resource.get("service.name"), Some(&Value::from(service)));
+        let spans = out.entry(s.str("traceId").to_owned()).or_default();
+        spans.insert(s.str("spanId").to_owned(), s.str("parentSpanId").to_owned());
     }
     out
 }
@@ -189,22 +184,19 @@ fn wait_for_decisions(tiers: &Tiers, traces: usize) {
             .map(|s| s.own_series("otelcol_processor_tail_sampling_count_traces_sampled", "policy=\"errors\""))
             .sum()
     };
-    let mut last = 0.0;
-    let done = (0..480).any(|_| {
-        last = decided();
-        let idle = tiers.samplers.iter().all(|s| s.own_metric("otelcol_exporter_queue_size") == 0.0);
-        let ok = last >= traces as f64 && idle;
-        if !ok {
-            std::thread::sleep(std::time::Duration::from_millis(250));
-        }
-        ok
-    });
-    if !done {
-        for s in &tiers.samplers {
-            eprintln!("{}: {:#?}", s.name, s.own_metrics("otelcol_"));
-        }
-        panic!("the samplers decided {last} of {traces} traces within 120 s");
-    }
+    let last = std::cell::Cell::new(0.0);
+    common::backends::poll_explained(
+        120,
+        || {
+            last.set(decided());
+            let idle = tiers.samplers.iter().all(|s| s.own_metric("otelcol_exporter_queue_size") == 0.0);
+            (last.get() >= traces as f64 && idle).then_some(())
+        },
+        || {
+            let metrics: Vec<_> = tiers.samplers.iter().map(|s| (&s.name, s.own_metrics("otelcol_"))).collect();
+            format!("waiting for the samplers: they decided {} of {traces} traces; {metrics:#?}", last.get())
+        },
+    );
 }
 
 fn log_dir(salt: &str) -> std::path::PathBuf {
@@ -360,10 +352,8 @@ fn a_sampler_killed_mid_stream_loses_only_what_it_held_undecided() {
             bridge.record(e);
         }
         assert!(bridge.force_flush(Duration::from_secs(30)), "the gateway took wave {wave}");
-        let next = Instant::now() + Duration::from_millis(100);
-        while Instant::now() < next {
-            std::thread::yield_now();
-        }
+        // Pacing the load (not waiting for anything): a wave every 100 ms.
+        std::thread::sleep(Duration::from_millis(100));
     }
     let report = bridge.shutdown(Duration::from_secs(30));
     assert_eq!((report.spans_dropped, report.span_export_failures), (0, 0), "the bridge lost nothing: {report:?}");

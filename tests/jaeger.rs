@@ -59,7 +59,7 @@ fn assert_same(want: &SpanRecord, got: &StoredSpan, service: &str, instance: &st
     assert_eq!(events.len(), want.events.len(), "{ctx}: span events");
     for (w, g) in want.events.iter().zip(&events) {
         assert_eq!(g["name"], w.name, "{ctx}: event name");
-        assert_eq!(micros(nanos(&g["timeUnixNano"])), w.time.timestamp_micros(), "{ctx}: event {} time", w.name);
+        assert_eq!(micros(otlp_int(&g["timeUnixNano"])), w.time.timestamp_micros(), "{ctx}: event {} time", w.name);
         let gattrs = otlp_attrs(&g["attributes"]);
         for kv in &w.attributes {
             assert_attr(&format!("{ctx} event {}", w.name), &gattrs, kv);

@@ -21,15 +21,36 @@ pub fn get(url: &str) -> Option<Value> {
 }
 
 /// Polls `f` until it returns `Some`, for at most `secs` seconds.
-pub fn poll<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn poll<T>(secs: u64, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    poll_explained(secs, f, || format!("waiting for {what}"))
+}
+
+/// [`poll`], with the failure message made when the time runs out, so it can say what was seen last.
+pub fn poll_explained<T>(secs: u64, mut f: impl FnMut() -> Option<T>, explain: impl FnOnce() -> String) -> T {
     let end = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < end, "timed out after {secs}s waiting for {what}");
+        if Instant::now() >= end {
+            panic!("timed out after {secs}s {}", explain());
+        }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// Polls `value(expr)` (VictoriaMetrics or Prometheus) until it is exactly `want`, for at most 60 s, failing with
+/// the last value seen.
+pub fn wait_for_value(expr: &str, want: f64, value: impl Fn(&str) -> Option<f64>) {
+    let last = std::cell::Cell::new(None);
+    poll_explained(
+        60,
+        || {
+            last.set(value(expr));
+            (last.get() == Some(want)).then_some(())
+        },
+        || format!("{expr}: want {want}, last seen {:?}", last.get()),
+    );
 }
 
 /// Every span Phoenix holds for `project`, keyed by span id.
@@ -166,16 +187,7 @@ pub fn urlencode(s: &str) -> String {
 
 /// Polls VictoriaMetrics until `query` returns exactly `want` (within 60 s), failing with the last value seen.
 pub fn vm_wait_for(query: &str, want: f64) {
-    let mut last = None;
-    let found = (0..240).any(|_| {
-        last = vm_value(query);
-        let ok = last == Some(want);
-        if !ok {
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        ok
-    });
-    assert!(found, "{query}: want {want}, last seen {last:?}");
+    wait_for_value(query, want, vm_value);
 }
 
 /// The span ids Phoenix holds for `project` are exactly `want`'s (after waiting for as many).
@@ -203,6 +215,21 @@ pub fn instant_vector(v: &Value) -> Vec<(Vec<String>, f64)> {
             (labels, r["value"][1].as_str().unwrap().parse::<f64>().unwrap())
         })
         .collect()
+}
+
+/// Checks every [`exact_sums`] query through `value` (VictoriaMetrics or Prometheus), each within 30 s. Sums of
+/// seconds are floating point and each engine adds in its own order, so values agree to 1e-9 relative.
+pub fn assert_exact_sums(
+    svc: &str,
+    totals: &bamboo_otel::console::MetricTotals,
+    events: usize,
+    value: impl Fn(&str) -> Option<f64>,
+) {
+    for (expr, want) in exact_sums(svc, totals, events) {
+        assert!(want > 0.0, "{expr}: the expectation itself must be non-trivial");
+        let got = poll(30, &expr, || value(&expr));
+        assert!((got - want).abs() <= 1e-9 * want.max(1.0), "{expr}: got {got}, want {want}");
+    }
 }
 
 /// PromQL sums over one service's series (`svc` is its label matcher) that a known stream fixes exactly, on

@@ -86,32 +86,36 @@ impl Collector {
         self.spawn();
     }
 
-    /// The collector's own metrics (Prometheus text on :8888), summed by metric name over all labels, for names
-    /// starting with `prefix`.
-    pub fn own_metrics(&self, prefix: &str) -> std::collections::BTreeMap<String, f64> {
+    /// The collector's own metrics (Prometheus text on :8888) as (metric name, line, value), comments left out.
+    fn scrape(&self) -> Vec<(String, String, f64)> {
         let url = format!("http://{}:8888/metrics", self.host);
         let text = ureq::get(&url).timeout(Duration::from_secs(5)).call().unwrap().into_string().unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let value = l.rsplit(' ').next()?.parse::<f64>().ok()?;
+                Some((l.split(['{', ' ']).next()?.to_owned(), l.to_owned(), value))
+            })
+            .collect()
+    }
+
+    /// Its own metrics whose names start with `prefix`, each summed over its series.
+    pub fn own_metrics(&self, prefix: &str) -> std::collections::BTreeMap<String, f64> {
         let mut out = std::collections::BTreeMap::new();
-        for line in text.lines().filter(|l| l.starts_with(prefix)) {
-            let name = line.split(['{', ' ']).next().unwrap().to_owned();
-            let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap_or(0.0);
+        for (name, _, value) in self.scrape().into_iter().filter(|(n, _, _)| n.starts_with(prefix)) {
             *out.entry(name).or_default() += value;
         }
         out
     }
 
-    /// The sum of `name`'s series whose labels contain `label` (`policy="errors"`, say).
+    /// The sum of `name`'s series whose labels contain `label` (`policy="errors"`, say; "" for all).
     pub fn own_series(&self, name: &str, label: &str) -> f64 {
-        let url = format!("http://{}:8888/metrics", self.host);
-        let text = ureq::get(&url).timeout(Duration::from_secs(5)).call().unwrap().into_string().unwrap();
-        text.lines()
-            .filter(|l| l.split(['{', ' ']).next() == Some(name) && l.contains(label))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        self.scrape().iter().filter(|(n, line, _)| n == name && line.contains(label)).map(|(_, _, v)| v).sum()
     }
 
+    /// `name` summed over all its series (0 while it has none).
     pub fn own_metric(&self, name: &str) -> f64 {
-        self.own_metrics(name).get(name).copied().unwrap_or(0.0)
+        self.own_series(name, "")
     }
 }
 

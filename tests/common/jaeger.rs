@@ -4,11 +4,10 @@
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use serde_json::Value;
 
-use super::backends::{poll, urlencode};
+use super::backends::{get, poll, urlencode};
 
 pub const JAEGER: &str = "http://127.0.0.2:16686";
 /// The OTLP receivers, on the ports the README names (only the host differs from `jaeger:4317`).
@@ -30,13 +29,14 @@ impl StoredSpan {
     pub fn str(&self, field: &str) -> &str {
         self.span[field].as_str().unwrap_or("")
     }
-    /// A `*UnixNano` field (a decimal string in OTLP JSON).
+    /// A `*UnixNano` field.
     pub fn nanos(&self, field: &str) -> i64 {
-        nanos(&self.span[field])
+        otlp_int(&self.span[field])
     }
 }
 
-pub fn nanos(v: &Value) -> i64 {
+/// A 64-bit integer of OTLP JSON (`intValue`, `*UnixNano`): a decimal string, or a number; -1 if neither.
+pub fn otlp_int(v: &Value) -> i64 {
     v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_i64()).unwrap_or(-1)
 }
 
@@ -48,7 +48,7 @@ pub fn otlp_attrs(list: &Value) -> HashMap<String, Value> {
         let value = if let Some(s) = v.get("stringValue") {
             s.clone()
         } else if let Some(i) = v.get("intValue") {
-            Value::from(nanos(i))
+            Value::from(otlp_int(i))
         } else if let Some(b) = v.get("boolValue") {
             b.clone()
         } else if let Some(d) = v.get("doubleValue") {
@@ -61,20 +61,10 @@ pub fn otlp_attrs(list: &Value) -> HashMap<String, Value> {
     out
 }
 
-fn get(url: &str) -> Option<Value> {
-    match ureq::get(url).timeout(Duration::from_secs(20)).call() {
-        Ok(r) => r.into_json().ok(),
-        Err(ureq::Error::Status(404, _)) => None,
-        Err(e) => panic!("{url}: {e} (is Jaeger running? scripts/backends.sh start)"),
-    }
-}
-
-/// Every span of one trace, as stored (`None` while Jaeger does not have it). Raw: without Jaeger's adjusters,
-/// which shift times for clock skew and add `@jaeger@warnings` (an orphan tool call's missing parent, say).
-pub fn trace(trace_id: &str) -> Option<Vec<StoredSpan>> {
-    let v = get(&format!("{JAEGER}/api/v3/traces/{trace_id}?raw_traces=true"))?;
+/// The spans of an API v3 answer (`result.resourceSpans`), each with its resource and scope.
+fn stored_spans(answer: &Value) -> Vec<StoredSpan> {
     let mut out = Vec::new();
-    for rs in v["result"]["resourceSpans"].as_array().into_iter().flatten() {
+    for rs in answer["result"]["resourceSpans"].as_array().into_iter().flatten() {
         let resource = otlp_attrs(&rs["resource"]["attributes"]);
         for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
             for span in ss["spans"].as_array().into_iter().flatten() {
@@ -82,7 +72,13 @@ pub fn trace(trace_id: &str) -> Option<Vec<StoredSpan>> {
             }
         }
     }
-    Some(out)
+    out
+}
+
+/// Every span of one trace, as stored (`None` while Jaeger does not have it). Raw: without Jaeger's adjusters,
+/// which shift times for clock skew and add `@jaeger@warnings` (an orphan tool call's missing parent, say).
+pub fn trace(trace_id: &str) -> Option<Vec<StoredSpan>> {
+    get(&format!("{JAEGER}/api/v3/traces/{trace_id}?raw_traces=true")).map(|v| stored_spans(&v))
 }
 
 /// Polls until Jaeger holds at least `want[trace]` spans of every trace, then returns them by span id.
@@ -114,18 +110,17 @@ pub fn search_by_tags(service: &str, tags: &[(&str, &str)]) -> HashSet<String> {
     v["data"].as_array().into_iter().flatten().filter_map(|t| t["traceID"].as_str().map(str::to_owned)).collect()
 }
 
-/// Trace ids Jaeger holds for `service` between the two times (API v3 search), at most `limit`.
+/// Every span of the traces Jaeger holds for `service` that start between the two times (API v3 search).
 pub fn find_traces(
     service: &str,
     from: chrono::DateTime<chrono::Utc>,
     to: chrono::DateTime<chrono::Utc>,
-) -> Vec<Value> {
+) -> Vec<StoredSpan> {
     let url = format!(
         "{JAEGER}/api/v3/traces?query.service_name={}&query.start_time_min={}&query.start_time_max={}&query.num_traces=100000",
         urlencode(service),
         urlencode(&from.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
         urlencode(&to.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
     );
-    let v = get(&url).unwrap_or(Value::Null);
-    v["result"]["resourceSpans"].as_array().cloned().unwrap_or_default()
+    get(&url).map(|v| stored_spans(&v)).unwrap_or_default()
 }

@@ -41,14 +41,5 @@ pub fn value(expr: &str) -> Option<f64> {
 
 /// Polls until `expr` is exactly `want` (60 s at most), failing with the last value seen.
 pub fn wait_for(expr: &str, want: f64) {
-    let mut last = None;
-    let end = std::time::Instant::now() + Duration::from_secs(60);
-    while std::time::Instant::now() < end {
-        last = value(expr);
-        if last == Some(want) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!("{expr}: want {want}, last seen {last:?}");
+    super::backends::wait_for_value(expr, want, value);
 }
