@@ -9,7 +9,6 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use bamboo_otel::console::MetricTotals;
-use bamboo_otel::events::*;
 use bamboo_otel::semconv::Instrument;
 use bamboo_otel::translate::{AttrValue, SpanRecord, SpanStatus};
 use bamboo_otel::{Bridge, ExporterKind, Protocol, Sampler};
@@ -28,13 +27,6 @@ fn bridge(project: &str, protocol: Protocol) -> bamboo_otel::BridgeBuilder {
         .traces_endpoint(traces, protocol)
         .metrics_endpoint(format!("{VM}/opentelemetry/v1/metrics"), Protocol::HttpProtobuf)
         .replay_clock()
-}
-
-fn send(bridge: &Bridge, events: &[MetricsEvent]) -> bamboo_otel::ShutdownReport {
-    for e in events {
-        bridge.record(e.clone());
-    }
-    bridge.shutdown(Duration::from_secs(60))
 }
 
 fn assert_span_matches(want: &SpanRecord, got: &Value) {

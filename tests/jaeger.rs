@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use bamboo_otel::translate::{AttrValue, KeyValue, SpanKind, SpanRecord, SpanStatus};
 use bamboo_otel::{Bridge, ExporterKind, Protocol};
@@ -104,10 +103,7 @@ fn round_trip(protocol: Protocol) {
         .replay_clock()
         .build()
         .unwrap();
-    for e in &events {
-        bridge.record(e.clone());
-    }
-    let report = bridge.shutdown(Duration::from_secs(60));
+    let report = send(&bridge, &events);
     assert_eq!(report.spans_exported as usize, want.spans.len(), "{report:?}");
     assert_eq!((report.spans_dropped, report.span_export_failures), (0, 0), "{report:?}");
 

@@ -6,13 +6,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use bamboo_otel::console::MetricTotals;
 use bamboo_otel::semconv::{Instrument, DURATION_BUCKETS, TOKEN_BUCKETS};
 use bamboo_otel::{Bridge, ExporterKind, Protocol};
 
-use common::backends::{assert_exact_sums, expected, poll, salt, stream};
+use common::backends::{assert_exact_sums, expected, poll, salt, send, stream};
 use common::prometheus::*;
 
 /// Expected cumulative bucket counts (`le` → observations ≤ le, plus +Inf) of one instrument's observations.
@@ -55,10 +54,7 @@ fn metrics_read_back_exactly_from_prometheus_under_the_names_users_see() {
         .replay_clock()
         .build()
         .unwrap();
-    for e in &events {
-        bridge.record(e.clone());
-    }
-    let report = bridge.shutdown(Duration::from_secs(60));
+    let report = send(&bridge, &events);
     assert_eq!((report.metric_exports, report.metric_export_failures), (1, 0), "{report:?}");
 
     let svc = format!("service_name=\"{service}\"");

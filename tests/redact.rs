@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use bamboo_otel::redact::{Action, Redactor};
 use bamboo_otel::translate::KeyValue;
 use bamboo_otel::{Bridge, Protocol};
@@ -30,10 +28,7 @@ fn redacted_values_never_reach_the_backends() {
         .redact_spans_with(|s| s.attributes.push(KeyValue::new("test.hooked", true)))
         .build()
         .unwrap();
-    for e in &events {
-        bridge.record(e.clone());
-    }
-    let report = bridge.shutdown(Duration::from_secs(60));
+    let report = send(&bridge, &events);
     assert_eq!((report.spans_exported, report.spans_dropped), (14, 0), "{report:?}");
 
     let mut r = Redactor::default();

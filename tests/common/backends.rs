@@ -141,6 +141,14 @@ pub fn collect_ids(v: &Value, ids: &mut HashSet<String>) {
     }
 }
 
+/// Records every event, then shuts the bridge down (60 s bound) and returns its report.
+pub fn send(bridge: &bamboo_otel::Bridge, events: &[MetricsEvent]) -> bamboo_otel::ShutdownReport {
+    for e in events {
+        bridge.record(e.clone());
+    }
+    bridge.shutdown(Duration::from_secs(60))
+}
+
 /// What the translator alone makes of `events` (the bridge shuts down with the same clock rules).
 pub fn expected(events: &[MetricsEvent]) -> bamboo_otel::translate::Output {
     use bamboo_otel::translate::{Output, TranslateConfig, Translator, TtlClock};
