@@ -99,6 +99,7 @@ fn events(n: usize) -> Vec<MetricsEvent> {
                 usage: TokenUsage { prompt_tokens: 1200, completion_tokens: 80, total_tokens: 1280 },
                 latency_ms: 900,
                 error: None,
+                cached_tool_outputs: None,
             }
             .into(),
         );

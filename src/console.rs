@@ -205,6 +205,7 @@ impl MetricTotals {
 fn kind_label(kind: InstrumentKind) -> &'static str {
     match kind {
         InstrumentKind::Counter => "counter",
+        InstrumentKind::FloatCounter => "counter",
         InstrumentKind::UpDownCounter => "up-down counter",
         InstrumentKind::Histogram => "histogram",
     }

@@ -92,6 +92,7 @@ pub fn agent_session(start: DateTime<Utc>) -> Vec<MetricsEvent> {
                     usage: u,
                     latency_ms: 1_800,
                     error: err,
+                    token_details: None,
                 }
                 .into(),
             );
@@ -107,6 +108,7 @@ pub fn agent_session(start: DateTime<Utc>) -> Vec<MetricsEvent> {
                     tool_name: (*tool).into(),
                     latency_ms: *tool_ms,
                     success: *ok,
+                    error: None,
                 }
                 .into(),
             );
@@ -121,6 +123,7 @@ pub fn agent_session(start: DateTime<Utc>) -> Vec<MetricsEvent> {
                 usage: *tokens,
                 latency_ms: *latency as u64,
                 error: error.map(str::to_owned),
+                cached_tool_outputs: None,
             }
             .into(),
         );
@@ -180,6 +183,7 @@ pub fn load_mix(sessions: usize, start: DateTime<Utc>) -> Vec<MetricsEvent> {
                     usage: Some(usage(2_000 + r as u64 * 500, 120)),
                     latency_ms: 395,
                     error: None,
+                    token_details: None,
                 }
                 .into(),
             );
@@ -193,6 +197,7 @@ pub fn load_mix(sessions: usize, start: DateTime<Utc>) -> Vec<MetricsEvent> {
                         tool_name: (*tool).into(),
                         latency_ms: 80,
                         success: k != 2 || r != 3,
+                        error: None,
                     }
                     .into(),
                 );
@@ -206,6 +211,7 @@ pub fn load_mix(sessions: usize, start: DateTime<Utc>) -> Vec<MetricsEvent> {
                     usage: usage(2_000 + r as u64 * 500, 120),
                     latency_ms: 900,
                     error: None,
+                    cached_tool_outputs: None,
                 }
                 .into(),
             );

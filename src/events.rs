@@ -17,6 +17,13 @@
 //! kept as [`SessionStatus::Other`] (and likewise for the other status enums) and carried through to the span,
 //! so a newer Bamboo never makes its events unreadable. Unknown *fields* are ignored for the same reason.
 //!
+//! # The storage path
+//!
+//! Bamboo writes more to `metrics.db` (through `MetricsStorage`) than its events carry: tool error texts, cache
+//! and reasoning token counts, prompt-cached tool outputs. The sources that read that path (`sources::db`, the
+//! `bamboo` tee) fill the optional fields marked "storage-path
+//! only". They are skipped when absent, so an event from Bamboo's own wire serializes back exactly as it came.
+//!
 //! This module depends on serde, chrono and uuid only; it is compiled whatever features are enabled.
 
 use std::fmt;
@@ -64,6 +71,36 @@ pub struct TokenUsage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
+}
+
+/// Token counts some providers report beyond [`TokenUsage`] (Bamboo's `ForwardTokenDetails`). Each is `None`
+/// when the provider did not say, which is not zero. Cache read and cache creation are parts of the input tokens;
+/// cache write is separate provider metadata (OpenAI's, not Anthropic's cache creation); reasoning is part of the
+/// output tokens. Never add them together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation_input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_output_tokens: Option<u64>,
+}
+
+impl TokenDetails {
+    pub fn is_empty(&self) -> bool {
+        *self == TokenDetails::default()
+    }
+}
+
+/// A round's prompt-cached tool outputs (Bamboo's `prompt_cached_tool_outputs` and
+/// `prompt_cached_tool_tokens_saved`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedToolOutputs {
+    pub outputs: u32,
+    pub tokens_saved: u32,
 }
 
 /// Declares a status enum that (de)serializes as a snake_case string and keeps unknown values in `Other`.
@@ -183,6 +220,10 @@ pub enum ChatEvent {
         usage: TokenUsage,
         latency_ms: u64,
         error: Option<String>,
+        /// Tool outputs served from the prompt cache in this round, and the tokens that saved. Storage-path
+        /// only (see [the module docs](self#the-storage-path)); absent on Bamboo's event wire.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cached_tool_outputs: Option<CachedToolOutputs>,
     },
     /// A finished tool call; it started `latency_ms` before `occurred_at`.
     ToolCalled {
@@ -193,6 +234,9 @@ pub enum ChatEvent {
         tool_name: String,
         latency_ms: u64,
         success: bool,
+        /// What failed. Storage-path only; absent on Bamboo's event wire.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     MessageCountUpdated {
         meta: EventMeta,
@@ -221,6 +265,9 @@ pub enum ForwardEvent {
         usage: Option<TokenUsage>,
         latency_ms: u64,
         error: Option<String>,
+        /// Cache and reasoning token counts. Storage-path only; absent on Bamboo's event wire.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_details: Option<TokenDetails>,
     },
 }
 

@@ -1,7 +1,10 @@
 //! Every span name part, attribute key and metric name the crate emits, in one place, so a rename is one line.
 //!
-//! GenAI names follow the OpenTelemetry semantic conventions v1.41 (`gen_ai.*`); Bamboo's own facts live under
+//! GenAI names follow the OpenTelemetry GenAI semantic conventions as of schema 1.42 (`gen_ai.*`); Bamboo's own facts live under
 //! `bamboo.*` and the bridge's health under `bamboo_otel.*`.
+
+/// The schema the names below follow; set on the instrumentation scope of every span and metric.
+pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.42.0";
 
 // ---- GenAI attributes -------------------------------------------------------------------------------------
 pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
@@ -11,6 +14,10 @@ pub const GEN_AI_CONVERSATION_ID: &str = "gen_ai.conversation.id";
 pub const GEN_AI_AGENT_NAME: &str = "gen_ai.agent.name";
 pub const GEN_AI_USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
 pub const GEN_AI_USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+pub const GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
+pub const GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: &str = "gen_ai.usage.cache_creation.input_tokens";
+pub const GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: &str = "gen_ai.usage.reasoning.output_tokens";
+pub const GEN_AI_REQUEST_STREAM: &str = "gen_ai.request.stream";
 pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";
 pub const GEN_AI_TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
 pub const GEN_AI_TOOL_TYPE: &str = "gen_ai.tool.type";
@@ -30,6 +37,10 @@ pub const PROVIDER_ANTHROPIC: &str = "anthropic";
 pub const PROVIDER_GEMINI: &str = "gcp.gemini";
 pub const TOKEN_TYPE_INPUT: &str = "input";
 pub const TOKEN_TYPE_OUTPUT: &str = "output";
+pub const TOKEN_TYPE_CACHE_READ: &str = "cache_read";
+pub const TOKEN_TYPE_CACHE_CREATION: &str = "cache_creation";
+pub const TOKEN_TYPE_CACHE_WRITE: &str = "cache_write";
+pub const TOKEN_TYPE_REASONING: &str = "reasoning";
 /// `error.type` when nothing more specific is known, as the semantic conventions prescribe.
 pub const ERROR_TYPE_OTHER: &str = "_OTHER";
 /// `error.type` and status message of a span that never completed.
@@ -43,12 +54,21 @@ pub const BAMBOO_SESSION_MESSAGE_COUNT: &str = "bamboo.session.message_count";
 pub const BAMBOO_SESSION_RUN: &str = "bamboo.session.run";
 pub const BAMBOO_ROUND_ID: &str = "bamboo.round.id";
 pub const BAMBOO_ROUND_STATUS: &str = "bamboo.round.status";
+pub const BAMBOO_ROUND_CACHED_TOOL_OUTPUTS: &str = "bamboo.round.cached_tool_outputs";
+pub const BAMBOO_ROUND_CACHED_TOOL_TOKENS_SAVED: &str = "bamboo.round.cached_tool_tokens_saved";
 pub const BAMBOO_TOOL_SUCCESS: &str = "bamboo.tool.success";
 pub const BAMBOO_FORWARD_REQUEST_ID: &str = "bamboo.forward.request_id";
 pub const BAMBOO_FORWARD_ENDPOINT: &str = "bamboo.forward.endpoint";
-pub const BAMBOO_FORWARD_STREAM: &str = "bamboo.forward.stream";
 pub const BAMBOO_FORWARD_STATUS: &str = "bamboo.forward.status";
 pub const BAMBOO_USAGE_TOTAL_TOKENS: &str = "bamboo.usage.total_tokens";
+pub const BAMBOO_USAGE_CACHE_WRITE_INPUT_TOKENS: &str = "bamboo.usage.cache_write.input_tokens";
+/// USD, on round and forwarded-request spans: what the operation cost by the price table.
+pub const BAMBOO_USAGE_COST: &str = "bamboo.usage.cost";
+/// A session run's totals. Not `gen_ai.usage.*` / `bamboo.usage.cost`: backends that sum those over every span
+/// of a trace would count each round twice (once on the round, once in the session's total).
+pub const BAMBOO_SESSION_USAGE_INPUT_TOKENS: &str = "bamboo.session.usage.input_tokens";
+pub const BAMBOO_SESSION_USAGE_OUTPUT_TOKENS: &str = "bamboo.session.usage.output_tokens";
+pub const BAMBOO_SESSION_USAGE_COST: &str = "bamboo.session.usage.cost";
 pub const BAMBOO_SPAN_INCOMPLETE: &str = "bamboo.span.incomplete";
 pub const BAMBOO_ERROR_TRUNCATED: &str = "bamboo.error.truncated";
 pub const REASON: &str = "reason";
@@ -72,6 +92,8 @@ pub const EVENT_SESSION_RESUMED: &str = "bamboo.session.resumed";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstrumentKind {
     Counter,
+    /// A counter of amounts (USD), not of things.
+    FloatCounter,
     UpDownCounter,
     Histogram,
 }
@@ -95,6 +117,13 @@ pub const TOKEN_BUCKETS: &[f64] = &[
 /// Semconv buckets for `gen_ai.client.operation.duration` (seconds), also used for tool durations.
 pub const DURATION_BUCKETS: &[f64] =
     &[0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+
+/// Semconv buckets for `gen_ai.invoke_agent.duration` (seconds).
+pub const AGENT_DURATION_BUCKETS: &[f64] =
+    &[0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 204.8, 409.6];
+
+/// Buckets for `bamboo.session.cost` (USD): from a tenth of a cent to $100, roughly ×3 apart.
+pub const COST_BUCKETS: &[f64] = &[0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0];
 
 macro_rules! instruments {
     ($($(#[$doc:meta])* $ident:ident = $name:literal, $unit:literal, $kind:ident, $buckets:expr, $desc:literal;)+) => {
@@ -128,6 +157,16 @@ instruments! {
         "Duration of LLM rounds and forwarded requests";
     ToolDuration = "gen_ai.execute_tool.duration", "s", Histogram, DURATION_BUCKETS,
         "Duration of tool calls";
+    InvokeAgentDuration = "gen_ai.invoke_agent.duration", "s", Histogram, AGENT_DURATION_BUCKETS,
+        "Duration of agent session runs";
+    UsageTokens = "bamboo.usage.tokens", "{token}", Counter, &[],
+        "Tokens by type (input, output, cache_read, cache_creation, cache_write, reasoning); cache and reasoning types are parts of input and output, never add them up";
+    Cost = "bamboo.cost", "{USD}", FloatCounter, &[],
+        "What rounds and forwarded requests cost in USD by the price table, by provider, model and token type";
+    CacheSavings = "bamboo.cost.cache_savings", "{USD}", FloatCounter, &[],
+        "USD saved by prompt-cache reads against the input price, by provider and model";
+    SessionCost = "bamboo.session.cost", "{USD}", Histogram, COST_BUCKETS,
+        "What a session run cost in USD (its priced rounds)";
     Sessions = "bamboo.sessions", "{session}", Counter, &[],
         "Agent session runs ended, by status";
     Rounds = "bamboo.rounds", "{round}", Counter, &[],
@@ -154,6 +193,10 @@ instruments! {
         "Spans that could not be exported (buffer full during an outage, shutdown deadline), by reason";
     BridgeExportFailures = "bamboo_otel.export.failures", "{batch}", Counter, &[],
         "Export attempts that failed, by signal and reason";
+    BridgeProviderUnknown = "bamboo_otel.provider.unknown", "{span}", Counter, &[],
+        "Spans whose model no provider rule matched, so gen_ai.provider.name is absent, by model";
+    BridgeCostUnpriced = "bamboo_otel.cost.unpriced", "{span}", Counter, &[],
+        "Spans with token usage but no price for their provider and model, so no cost, by model";
     BridgeMetricOverflow = "bamboo_otel.metric.overflow", "{measurement}", Counter, &[],
         "Measurements folded into otel.metric.overflow=true because their metric reached its cardinality limit, by metric";
 }

@@ -58,6 +58,7 @@ fn assert_span_matches(want: &SpanRecord, got: &Value) {
                 assert_eq!(value.as_i64().or_else(|| value.as_str()?.parse().ok()), Some(*i), "{ctx}: {}", kv.key)
             }
             AttrValue::Bool(b) => assert_eq!(value, b, "{ctx}: {}", kv.key),
+            AttrValue::F64(v) => assert_eq!(value.as_f64(), Some(*v), "{ctx}: {}", kv.key),
         }
     }
 }

@@ -122,6 +122,7 @@ fn every_variant_round_trips() {
             usage: TokenUsage { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 },
             latency_ms: u64::MAX,
             error: Some("é 🚫 \"q\"\n".into()),
+            cached_tool_outputs: None,
         }
         .into(),
         ChatEvent::ToolCalled {
@@ -132,6 +133,7 @@ fn every_variant_round_trips() {
             tool_name: "Bash".into(),
             latency_ms: 0,
             success: false,
+            error: None,
         }
         .into(),
         ChatEvent::MessageCountUpdated { meta: meta.clone(), session_id: "s".into(), message_count: u32::MAX }.into(),
@@ -151,6 +153,7 @@ fn every_variant_round_trips() {
             usage: Some(TokenUsage::default()),
             latency_ms: 1,
             error: None,
+            token_details: None,
         }
         .into(),
         SystemEvent::MetricsDropped { count: u64::MAX, reason: "r".into() }.into(),

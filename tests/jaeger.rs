@@ -22,6 +22,7 @@ fn assert_attr(ctx: &str, got: &HashMap<String, Value>, kv: &KeyValue) {
         AttrValue::Str(s) => assert_eq!(value, s.as_ref(), "{ctx}: {}", kv.key),
         AttrValue::I64(i) => assert_eq!(value.as_i64(), Some(*i), "{ctx}: {}", kv.key),
         AttrValue::Bool(b) => assert_eq!(value, b, "{ctx}: {}", kv.key),
+        AttrValue::F64(v) => assert_eq!(value.as_f64(), Some(*v), "{ctx}: {}", kv.key),
     }
 }
 

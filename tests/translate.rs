@@ -124,7 +124,7 @@ fn forwarded_requests_become_client_spans() {
     assert_eq!(ok.attr(sc::GEN_AI_PROVIDER_NAME).cloned(), s("anthropic"));
     assert_eq!(ok.attr(sc::GEN_AI_OPERATION_NAME).cloned(), s("chat"));
     assert_eq!(ok.attr(sc::BAMBOO_FORWARD_ENDPOINT).cloned(), s("anthropic.messages"));
-    assert_eq!(ok.attr(sc::BAMBOO_FORWARD_STREAM).cloned(), Some(AttrValue::Bool(true)));
+    assert_eq!(ok.attr(sc::GEN_AI_REQUEST_STREAM).cloned(), Some(AttrValue::Bool(true)));
     assert_eq!(ok.attr(sc::HTTP_RESPONSE_STATUS_CODE).cloned(), i(200));
     assert_eq!(ok.attr(sc::GEN_AI_USAGE_INPUT_TOKENS).cloned(), i(30));
     assert_eq!((ok.start, ok.end), (at(0), at(250)));

@@ -231,7 +231,10 @@ pub(crate) fn resource(s: &Settings) -> Resource {
 }
 
 pub(crate) fn scope() -> InstrumentationScope {
-    InstrumentationScope::builder("bamboo-otel").with_version(env!("CARGO_PKG_VERSION")).build()
+    InstrumentationScope::builder("bamboo-otel")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .with_schema_url(crate::semconv::SCHEMA_URL)
+        .build()
 }
 
 fn otel_value(v: &AttrValue) -> Value {
@@ -240,6 +243,7 @@ fn otel_value(v: &AttrValue) -> Value {
         AttrValue::Str(Cow::Owned(s)) => Value::from(s.clone()),
         AttrValue::I64(i) => Value::I64(*i),
         AttrValue::Bool(b) => Value::Bool(*b),
+        AttrValue::F64(v) => Value::F64(*v),
     }
 }
 
@@ -334,6 +338,7 @@ impl CounterBatch {
 
 enum Inst {
     Counter(Counter<u64>),
+    FloatCounter(Counter<f64>),
     UpDown(UpDownCounter<i64>),
     Histogram(Histogram<f64>),
 }
@@ -391,6 +396,9 @@ impl Metrics {
                     InstrumentKind::Counter => Inst::Counter(
                         meter.u64_counter(d.name).with_unit(d.unit).with_description(d.description).build(),
                     ),
+                    InstrumentKind::FloatCounter => Inst::FloatCounter(
+                        meter.f64_counter(d.name).with_unit(d.unit).with_description(d.description).build(),
+                    ),
                     InstrumentKind::UpDownCounter => Inst::UpDown(
                         meter.i64_up_down_counter(d.name).with_unit(d.unit).with_description(d.description).build(),
                     ),
@@ -415,6 +423,8 @@ impl Metrics {
     pub(crate) fn record(&self, u: MetricUpdate, batch: &mut CounterBatch) {
         match (&self.instruments[u.instrument as usize], u.value) {
             (Inst::Histogram(h), v) => h.record(v.as_f64(), &otel_attrs(&u.attributes)),
+            // Amounts are rare (one per priced operation and token type) and must not be rounded to integers.
+            (Inst::FloatCounter(c), v) => c.add(v.as_f64().max(0.0), &otel_attrs(&u.attributes)),
             (_, MetricValue::I64(v)) => batch.add(u.instrument, u.attributes, v),
             (_, v) => batch.add(u.instrument, u.attributes, v.as_f64() as i64),
         }
@@ -426,7 +436,7 @@ impl Metrics {
             match &self.instruments[instrument as usize] {
                 Inst::Counter(c) => c.add(v.max(0) as u64, &otel_attrs(&attrs)),
                 Inst::UpDown(c) => c.add(v, &otel_attrs(&attrs)),
-                Inst::Histogram(_) => {}
+                Inst::Histogram(_) | Inst::FloatCounter(_) => {}
             }
         }
     }

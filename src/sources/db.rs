@@ -165,85 +165,65 @@ impl MetricsDb {
     pub fn scan(&self, since: Option<OrderedJd>, sink: &mut RowSink<'_>) -> Result<ScanStats, DbError> {
         let mut stats = ScanStats::default();
         let since = since.map(|s| s.0);
-        self.scan_table(
-            "session_metrics",
-            "rowid, session_id, model, started_at, completed_at, status, message_count",
-            "coalesce(updated_at, completed_at, started_at)",
-            since,
-            &mut stats,
-            sink,
-            session_events,
-        )?;
-        self.scan_table(
-            "round_metrics",
-            "rowid, round_id, session_id, model, started_at, completed_at, status, prompt_tokens, completion_tokens, \
-             total_tokens, error",
-            "coalesce(completed_at, started_at)",
-            since,
-            &mut stats,
-            sink,
-            round_events,
-        )?;
-        self.scan_table(
-            "tool_call_metrics",
-            "rowid, tool_call_id, round_id, session_id, tool_name, started_at, completed_at, success",
-            "coalesce(completed_at, started_at)",
-            since,
-            &mut stats,
-            sink,
-            tool_events,
-        )?;
-        self.scan_table(
-            "forward_request_metrics",
-            "rowid, forward_id, endpoint, model, is_stream, started_at, completed_at, status_code, status, \
-             prompt_tokens, completion_tokens, total_tokens, error",
-            "coalesce(updated_at, completed_at, started_at)",
-            since,
-            &mut stats,
-            sink,
-            forward_events,
-        )?;
+        for table in TABLES {
+            self.scan_table(table, since, &mut stats, sink)?;
+        }
         Ok(stats)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The select list: every column the table reads, `NULL` for optional ones this database lacks (older Bamboo).
+    fn select_list(&self, table: &Table) -> Result<String, DbError> {
+        let present = self.columns(table.name)?;
+        let mut list = String::from("rowid");
+        for c in table.columns {
+            list.push_str(", ");
+            list.push_str(c);
+        }
+        for c in table.optional {
+            if present.iter().any(|p| p == c) {
+                list.push_str(&format!(", {c}"));
+            } else {
+                list.push_str(&format!(", NULL AS {c}"));
+            }
+        }
+        Ok(list)
+    }
+
     fn scan_table(
         &self,
-        table: &'static str,
-        columns: &str,
-        changed: &str,
+        table: &Table,
         since: Option<f64>,
         stats: &mut ScanStats,
         sink: &mut RowSink<'_>,
-        to_events: fn(&Row<'_>, &mut Vec<MetricsEvent>) -> Result<(), String>,
     ) -> Result<(), DbError> {
-        let q = |source| DbError::Query { path: self.path.clone(), table, source };
+        let name = table.name;
+        let q = |source| DbError::Query { path: self.path.clone(), table: name, source };
+        let (columns, changed) = (self.select_list(table)?, table.changed);
         let sql = format!(
-            "SELECT {columns}, julianday({changed}) AS jd FROM {table} \
+            "SELECT {columns}, julianday({changed}) AS jd FROM {name} \
              WHERE ?1 IS NULL OR julianday({changed}) >= ?1 ORDER BY julianday(started_at)"
         );
         let mut stmt = self.conn.prepare(&sql).map_err(q)?;
-        let jd_index = stmt.column_count() - 1;
         let mut rows = stmt.query([since]).map_err(q)?;
         let mut events = Vec::with_capacity(2);
         while let Some(row) = rows.next().map_err(q)? {
             stats.rows += 1;
-            if let Ok(Some(jd)) = row.get::<_, Option<f64>>(jd_index) {
+            if let Ok(Some(jd)) = row.get::<_, Option<f64>>("jd") {
                 let jd = OrderedJd(jd);
                 if stats.high_water.map_or(true, |h| jd > h) {
                     stats.high_water = Some(jd);
                 }
             }
             events.clear();
-            match to_events(row, &mut events) {
+            match (table.to_events)(row, &mut events) {
                 Ok(()) => {
                     stats.events += events.len() as u64;
                     sink(Ok(&events));
                 }
                 Err(message) => {
                     stats.problems += 1;
-                    let rowid: i64 = row.get(0).unwrap_or(0);
-                    let message = format!("{table} rowid {rowid}: {message}");
+                    let rowid: i64 = row.get("rowid").unwrap_or(0);
+                    let message = format!("{name} rowid {rowid}: {message}");
                     sink(Err(Problem { line: 0, code: "invalid_row", message }));
                 }
             }
@@ -252,16 +232,86 @@ impl MetricsDb {
     }
 }
 
-fn text(row: &Row<'_>, i: usize, name: &str) -> Result<String, String> {
-    row.get::<_, Option<String>>(i).map_err(|e| format!("{name}: {e}"))?.ok_or_else(|| format!("{name} is null"))
+/// One table: the columns every schema has, those later versions added, what marks a change, and the row's events.
+struct Table {
+    name: &'static str,
+    columns: &'static [&'static str],
+    /// Read when present; `NULL` (unknown) on databases written before they existed.
+    optional: &'static [&'static str],
+    changed: &'static str,
+    to_events: fn(&Row<'_>, &mut Vec<MetricsEvent>) -> Result<(), String>,
 }
 
-fn opt_text(row: &Row<'_>, i: usize, name: &str) -> Result<Option<String>, String> {
-    row.get::<_, Option<String>>(i).map_err(|e| format!("{name}: {e}"))
+const TABLES: &[Table] = &[
+    Table {
+        name: "session_metrics",
+        columns: &["session_id", "model", "started_at", "completed_at", "status", "message_count"],
+        optional: &[],
+        changed: "coalesce(updated_at, completed_at, started_at)",
+        to_events: session_events,
+    },
+    Table {
+        name: "round_metrics",
+        columns: &[
+            "round_id",
+            "session_id",
+            "model",
+            "started_at",
+            "completed_at",
+            "status",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "error",
+        ],
+        optional: &["prompt_cached_tool_outputs", "prompt_cached_tool_tokens_saved"],
+        changed: "coalesce(completed_at, started_at)",
+        to_events: round_events,
+    },
+    Table {
+        name: "tool_call_metrics",
+        columns: &["tool_call_id", "round_id", "session_id", "tool_name", "started_at", "completed_at", "success"],
+        optional: &["error"],
+        changed: "coalesce(completed_at, started_at)",
+        to_events: tool_events,
+    },
+    Table {
+        name: "forward_request_metrics",
+        columns: &[
+            "forward_id",
+            "endpoint",
+            "model",
+            "is_stream",
+            "started_at",
+            "completed_at",
+            "status_code",
+            "status",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "error",
+        ],
+        optional: &[
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+            "cache_write_input_tokens",
+            "reasoning_output_tokens",
+        ],
+        changed: "coalesce(updated_at, completed_at, started_at)",
+        to_events: forward_events,
+    },
+];
+
+fn text(row: &Row<'_>, name: &str) -> Result<String, String> {
+    row.get::<_, Option<String>>(name).map_err(|e| format!("{name}: {e}"))?.ok_or_else(|| format!("{name} is null"))
 }
 
-fn opt_u64(row: &Row<'_>, i: usize, name: &str) -> Result<Option<u64>, String> {
-    match row.get::<_, Option<i64>>(i).map_err(|e| format!("{name}: {e}"))? {
+fn opt_text(row: &Row<'_>, name: &str) -> Result<Option<String>, String> {
+    row.get::<_, Option<String>>(name).map_err(|e| format!("{name}: {e}"))
+}
+
+fn opt_u64(row: &Row<'_>, name: &str) -> Result<Option<u64>, String> {
+    match row.get::<_, Option<i64>>(name).map_err(|e| format!("{name}: {e}"))? {
         Some(v) if v < 0 => Err(format!("{name} is negative ({v})")),
         v => Ok(v.map(|v| v as u64)),
     }
@@ -282,17 +332,17 @@ fn latency(start: DateTime<Utc>, end: DateTime<Utc>) -> u64 {
 }
 
 fn session_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
-    let id = text(row, 1, "session_id")?;
-    let started = time(&text(row, 3, "started_at")?, "started_at")?;
+    let id = text(row, "session_id")?;
+    let started = time(&text(row, "started_at")?, "started_at")?;
     out.push(
         ChatEvent::SessionStarted {
             meta: meta(format!("db:session:{id}:start"), started),
             session_id: id.clone(),
-            model: text(row, 2, "model")?,
+            model: text(row, "model")?,
         }
         .into(),
     );
-    if let Some(messages) = opt_u64(row, 6, "message_count")?.filter(|n| *n > 0) {
+    if let Some(messages) = opt_u64(row, "message_count")?.filter(|n| *n > 0) {
         out.push(
             ChatEvent::MessageCountUpdated {
                 meta: meta(format!("db:session:{id}:messages:{messages}"), started),
@@ -302,13 +352,13 @@ fn session_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), Stri
             .into(),
         );
     }
-    if let Some(done) = opt_text(row, 4, "completed_at")? {
+    if let Some(done) = opt_text(row, "completed_at")? {
         let at = time(&done, "completed_at")?;
         out.push(
             ChatEvent::SessionCompleted {
                 meta: meta(format!("db:session:{id}:end:{done}"), at),
                 session_id: id,
-                status: SessionStatus::parse(&text(row, 5, "status")?),
+                status: SessionStatus::parse(&text(row, "status")?),
             }
             .into(),
         );
@@ -316,10 +366,10 @@ fn session_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), Stri
     Ok(())
 }
 
-fn usage(row: &Row<'_>, first: usize) -> Result<Option<TokenUsage>, String> {
-    let p = opt_u64(row, first, "prompt_tokens")?;
-    let c = opt_u64(row, first + 1, "completion_tokens")?;
-    let t = opt_u64(row, first + 2, "total_tokens")?;
+fn usage(row: &Row<'_>) -> Result<Option<TokenUsage>, String> {
+    let p = opt_u64(row, "prompt_tokens")?;
+    let c = opt_u64(row, "completion_tokens")?;
+    let t = opt_u64(row, "total_tokens")?;
     Ok(match (p, c, t) {
         (None, None, None) => None,
         (p, c, t) => {
@@ -329,30 +379,53 @@ fn usage(row: &Row<'_>, first: usize) -> Result<Option<TokenUsage>, String> {
     })
 }
 
+/// `None` when the database predates the columns; `prompt_cached_tool_tokens_saved` alone reads as 0 saved.
+fn cached_tool_outputs(row: &Row<'_>) -> Result<Option<CachedToolOutputs>, String> {
+    let outputs = opt_u64(row, "prompt_cached_tool_outputs")?;
+    let saved = opt_u64(row, "prompt_cached_tool_tokens_saved")?;
+    let clamp = |v: u64| v.min(u32::MAX as u64) as u32;
+    Ok(match (outputs, saved) {
+        (None, None) => None,
+        (o, s) => Some(CachedToolOutputs { outputs: clamp(o.unwrap_or(0)), tokens_saved: clamp(s.unwrap_or(0)) }),
+    })
+}
+
+/// Each detail as stored: null (unknown) stays `None`, zero stays zero.
+fn token_details(row: &Row<'_>) -> Result<Option<TokenDetails>, String> {
+    let d = TokenDetails {
+        cache_creation_input_tokens: opt_u64(row, "cache_creation_input_tokens")?,
+        cache_read_input_tokens: opt_u64(row, "cache_read_input_tokens")?,
+        cache_write_input_tokens: opt_u64(row, "cache_write_input_tokens")?,
+        reasoning_output_tokens: opt_u64(row, "reasoning_output_tokens")?,
+    };
+    Ok((!d.is_empty()).then_some(d))
+}
+
 fn round_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
-    let id = text(row, 1, "round_id")?;
-    let session_id = text(row, 2, "session_id")?;
-    let started = time(&text(row, 4, "started_at")?, "started_at")?;
+    let id = text(row, "round_id")?;
+    let session_id = text(row, "session_id")?;
+    let started = time(&text(row, "started_at")?, "started_at")?;
     out.push(
         ChatEvent::RoundStarted {
             meta: meta(format!("db:round:{id}:start"), started),
             round_id: id.clone(),
             session_id: session_id.clone(),
-            model: text(row, 3, "model")?,
+            model: text(row, "model")?,
         }
         .into(),
     );
-    if let Some(done) = opt_text(row, 5, "completed_at")? {
+    if let Some(done) = opt_text(row, "completed_at")? {
         let at = time(&done, "completed_at")?;
         out.push(
             ChatEvent::RoundCompleted {
                 meta: meta(format!("db:round:{id}:end:{done}"), at),
                 round_id: id,
                 session_id,
-                status: RoundStatus::parse(&text(row, 6, "status")?),
-                usage: usage(row, 7)?.unwrap_or_default(),
+                status: RoundStatus::parse(&text(row, "status")?),
+                usage: usage(row)?.unwrap_or_default(),
                 latency_ms: latency(started, at),
-                error: opt_text(row, 10, "error")?,
+                error: opt_text(row, "error")?,
+                cached_tool_outputs: cached_tool_outputs(row)?,
             }
             .into(),
         );
@@ -362,21 +435,22 @@ fn round_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String
 
 fn tool_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
     // A tool call is one event, emitted once it has finished (completed_at and success both set).
-    let (Some(done), Some(success)) = (opt_text(row, 6, "completed_at")?, opt_u64(row, 7, "success")?) else {
+    let (Some(done), Some(success)) = (opt_text(row, "completed_at")?, opt_u64(row, "success")?) else {
         return Ok(());
     };
-    let id = text(row, 1, "tool_call_id")?;
-    let started = time(&text(row, 5, "started_at")?, "started_at")?;
+    let id = text(row, "tool_call_id")?;
+    let started = time(&text(row, "started_at")?, "started_at")?;
     let at = time(&done, "completed_at")?;
     out.push(
         ChatEvent::ToolCalled {
             meta: meta(format!("db:tool:{id}"), at),
             tool_call_id: id,
-            round_id: text(row, 2, "round_id")?,
-            session_id: text(row, 3, "session_id")?,
-            tool_name: text(row, 4, "tool_name")?,
+            round_id: text(row, "round_id")?,
+            session_id: text(row, "session_id")?,
+            tool_name: text(row, "tool_name")?,
             latency_ms: latency(started, at),
             success: success != 0,
+            error: if success != 0 { None } else { opt_text(row, "error")? },
         }
         .into(),
     );
@@ -384,30 +458,31 @@ fn tool_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String>
 }
 
 fn forward_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
-    let id = text(row, 1, "forward_id")?;
-    let started = time(&text(row, 5, "started_at")?, "started_at")?;
+    let id = text(row, "forward_id")?;
+    let started = time(&text(row, "started_at")?, "started_at")?;
     out.push(
         ForwardEvent::RequestStarted {
             meta: meta(format!("db:forward:{id}:start"), started),
             request_id: id.clone(),
-            endpoint: text(row, 2, "endpoint")?,
-            model: text(row, 3, "model")?,
-            is_stream: opt_u64(row, 4, "is_stream")?.unwrap_or(0) != 0,
+            endpoint: text(row, "endpoint")?,
+            model: text(row, "model")?,
+            is_stream: opt_u64(row, "is_stream")?.unwrap_or(0) != 0,
         }
         .into(),
     );
-    if let Some(done) = opt_text(row, 6, "completed_at")? {
+    if let Some(done) = opt_text(row, "completed_at")? {
         let at = time(&done, "completed_at")?;
-        let code = opt_u64(row, 7, "status_code")?.unwrap_or(0);
+        let code = opt_u64(row, "status_code")?.unwrap_or(0);
         out.push(
             ForwardEvent::RequestCompleted {
                 meta: meta(format!("db:forward:{id}:end:{done}"), at),
                 request_id: id,
                 status_code: u16::try_from(code).map_err(|_| format!("status_code {code} is not an HTTP status"))?,
-                status: ForwardStatus::parse(&text(row, 8, "status")?),
-                usage: usage(row, 9)?,
+                status: ForwardStatus::parse(&text(row, "status")?),
+                usage: usage(row)?,
                 latency_ms: latency(started, at),
-                error: opt_text(row, 12, "error")?,
+                error: opt_text(row, "error")?,
+                token_details: token_details(row)?,
             }
             .into(),
         );

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::open::{BoundedSet, Class, CompactId};
 use super::*;
-use crate::events::{ChatEvent, EventMeta, RoundStatus, SessionStatus, TokenUsage};
+use crate::events::{CachedToolOutputs, ChatEvent, EventMeta, RoundStatus, SessionStatus, TokenUsage};
 use crate::ids::{domain, SpanId, TraceRef};
 
 /// What the translator remembers of a session: its trace, its open run if any, and enough of its past runs for
@@ -46,6 +46,8 @@ pub(super) struct Run {
     model: Option<Arc<str>>,
     input_tokens: u64,
     output_tokens: u64,
+    /// USD of the run's priced rounds; NaN until one is priced (so "no price" and "$0" stay apart).
+    cost: f64,
     events: Vec<SpanEventRecord>,
     /// Boxed: set only while a completion waits for its start.
     completion: Option<Box<(DateTime<Utc>, SessionStatus)>>,
@@ -71,6 +73,16 @@ struct RoundDone {
     usage: TokenUsage,
     latency_ms: u64,
     error: Option<String>,
+    cached: Option<CachedToolOutputs>,
+}
+
+/// A finished tool call as the event gives it.
+struct ToolCall<'a> {
+    tool_call_id: &'a str,
+    round_id: &'a str,
+    tool_name: &'a str,
+    latency_ms: u64,
+    success: bool,
 }
 
 fn session_key(session_id: &str) -> u64 {
@@ -139,6 +151,7 @@ impl Session {
             model: self.model.clone(),
             input_tokens: 0,
             output_tokens: 0,
+            cost: f64::NAN,
             events: Vec::new(),
             completion: None,
         }))
@@ -155,18 +168,20 @@ impl Translator {
             ChatEvent::RoundStarted { round_id, model, .. } => {
                 self.round_started(skey, round_id, meta, model, clock, out)
             }
-            ChatEvent::RoundCompleted { round_id, status, usage, latency_ms, error, .. } => {
+            ChatEvent::RoundCompleted { round_id, status, usage, latency_ms, error, cached_tool_outputs, .. } => {
                 let done = RoundDone {
                     at: meta.occurred_at,
                     status: status.clone(),
                     usage: *usage,
                     latency_ms: *latency_ms,
                     error: error.clone(),
+                    cached: *cached_tool_outputs,
                 };
                 self.round_completed(skey, round_id, done, clock, out)
             }
-            ChatEvent::ToolCalled { tool_call_id, round_id, tool_name, latency_ms, success, .. } => {
-                self.tool_called(skey, meta, tool_call_id, round_id, tool_name, *latency_ms, *success, clock, out)
+            ChatEvent::ToolCalled { tool_call_id, round_id, tool_name, latency_ms, success, error, .. } => {
+                let call = ToolCall { tool_call_id, round_id, tool_name, latency_ms: *latency_ms, success: *success };
+                self.tool_called(skey, meta, call, error.as_deref(), clock, out)
             }
             ChatEvent::MessageCountUpdated { message_count, .. } => {
                 if let Some(s) = self.sessions.get_mut(&skey) {
@@ -254,6 +269,12 @@ impl Translator {
             }
         }
         let cfg_max = self.cfg.max_error_len;
+        let model = {
+            let s = self.sessions.get(&key).expect("session");
+            s.run.as_ref().and_then(|r| r.model.clone()).or_else(|| s.model.clone())
+        };
+        let provider = self.provider_of(model.as_deref(), out);
+        let agent = self.cfg.agent_name.clone();
         let s = self.sessions.get_mut(&key).expect("session");
         let Some(run) = s.run.take() else { return };
         self.ended.insert(run.span_id.to_u64());
@@ -265,28 +286,34 @@ impl Translator {
             s.last_end = Some(Box::new((end, status.clone())));
         }
 
-        let model = run.model.as_deref().or(s.model.as_deref());
-        let mut attrs = Vec::with_capacity(14);
+        let model = model.as_deref();
+        let mut attrs = Vec::with_capacity(16);
         attrs.push(KeyValue::fixed(sc::GEN_AI_OPERATION_NAME, sc::OP_INVOKE_AGENT));
-        attrs.push(KeyValue::fixed(sc::GEN_AI_AGENT_NAME, sc::AGENT_NAME));
+        attrs.push(KeyValue::new(sc::GEN_AI_AGENT_NAME, agent.clone()));
         attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, &*s.session_id.as_str()));
         if let Some(model) = model {
             attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, model));
-            if let Some(p) = genai::provider_from_model(model) {
-                attrs.push(KeyValue::fixed(sc::GEN_AI_PROVIDER_NAME, p));
-            }
+        }
+        if let Some(p) = &provider {
+            attrs.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, p.clone()));
         }
         attrs.push(KeyValue::new(sc::BAMBOO_SESSION_ID, &*s.session_id.as_str()));
         attrs.push(KeyValue::new(sc::BAMBOO_SESSION_RUN, run.number));
-        attrs.push(KeyValue::new(sc::GEN_AI_USAGE_INPUT_TOKENS, run.input_tokens));
-        attrs.push(KeyValue::new(sc::GEN_AI_USAGE_OUTPUT_TOKENS, run.output_tokens));
+        // The run's totals under names of their own, so a trace-wide sum of gen_ai.usage.* counts each round once.
+        attrs.push(KeyValue::new(sc::BAMBOO_SESSION_USAGE_INPUT_TOKENS, run.input_tokens));
+        attrs.push(KeyValue::new(sc::BAMBOO_SESSION_USAGE_OUTPUT_TOKENS, run.output_tokens));
+        if !run.cost.is_nan() {
+            attrs.push(KeyValue::new(sc::BAMBOO_SESSION_USAGE_COST, run.cost));
+        }
         if let Some(n) = s.message_count {
             attrs.push(KeyValue::new(sc::BAMBOO_SESSION_MESSAGE_COUNT, n));
         }
+        let mut error_type = None;
         let span_status = match &status {
             Some(st) => {
                 attrs.push(KeyValue::new(sc::BAMBOO_SESSION_STATUS, st.as_str()));
                 if *st == SessionStatus::Error {
+                    error_type = Some(sc::ERROR_TYPE_OTHER);
                     attrs.push(KeyValue::fixed(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
                     error_status("session ended with status error", cfg_max, &mut attrs)
                 } else {
@@ -294,6 +321,7 @@ impl Translator {
                 }
             }
             None => {
+                error_type = Some(sc::ERROR_INCOMPLETE);
                 attrs.push(KeyValue::fixed(sc::ERROR_TYPE, sc::ERROR_INCOMPLETE));
                 SpanStatus::Error(sc::ERROR_INCOMPLETE.to_owned())
             }
@@ -313,6 +341,18 @@ impl Translator {
         };
         if let Some(st) = &status {
             out.count(Instrument::Sessions, 1, vec![KeyValue::new(sc::BAMBOO_SESSION_STATUS, st.as_str())]);
+            let mut agent_attrs = vec![KeyValue::new(sc::GEN_AI_AGENT_NAME, agent)];
+            if let Some(m) = model {
+                agent_attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, m));
+            }
+            if !run.cost.is_nan() {
+                out.metric(Instrument::SessionCost, MetricValue::F64(run.cost), agent_attrs.clone());
+            }
+            if let Some(e) = error_type {
+                agent_attrs.push(KeyValue::fixed(sc::ERROR_TYPE, e));
+            }
+            let seconds = (span.end - span.start).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
+            out.metric(Instrument::InvokeAgentDuration, MetricValue::F64(seconds), agent_attrs);
         }
         self.emitted(span, out);
     }
@@ -426,17 +466,22 @@ impl Translator {
             slot.insert(s);
         }
         let max_err = self.cfg.max_error_len;
-        let s = self.sessions.get_mut(&skey).expect("present");
-        let trace = s.trace_for_emit();
+        let s = self.sessions.get(&skey).expect("present");
         let model =
             round.model.clone().or_else(|| s.run.as_ref().and_then(|r| r.model.clone())).or_else(|| s.model.clone());
-        let provider = model.as_deref().and_then(genai::provider_from_model);
+        let provider = self.provider_of(model.as_deref(), out);
+        let cost = match &round.completion {
+            Some(done) => self.price(provider.as_ref(), model.as_deref(), &done.usage, None, out),
+            None => None,
+        };
+        let s = self.sessions.get_mut(&skey).expect("present");
+        let trace = s.trace_for_emit();
         let incomplete = incomplete || round.start.is_none() || round.completion.is_none();
 
         let mut attrs = Vec::with_capacity(16);
         attrs.push(KeyValue::fixed(sc::GEN_AI_OPERATION_NAME, sc::OP_CHAT));
-        if let Some(p) = provider {
-            attrs.push(KeyValue::fixed(sc::GEN_AI_PROVIDER_NAME, p));
+        if let Some(p) = &provider {
+            attrs.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, p.clone()));
         }
         if let Some(m) = &model {
             attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, &**m));
@@ -452,6 +497,13 @@ impl Translator {
                 attrs.push(KeyValue::new(sc::GEN_AI_USAGE_INPUT_TOKENS, done.usage.prompt_tokens));
                 attrs.push(KeyValue::new(sc::GEN_AI_USAGE_OUTPUT_TOKENS, done.usage.completion_tokens));
                 attrs.push(KeyValue::new(sc::BAMBOO_USAGE_TOTAL_TOKENS, done.usage.total_tokens));
+                if let Some(c) = done.cached {
+                    attrs.push(KeyValue::new(sc::BAMBOO_ROUND_CACHED_TOOL_OUTPUTS, c.outputs));
+                    attrs.push(KeyValue::new(sc::BAMBOO_ROUND_CACHED_TOOL_TOKENS_SAVED, c.tokens_saved));
+                }
+                if let Some(usd) = cost {
+                    attrs.push(KeyValue::new(sc::BAMBOO_USAGE_COST, usd));
+                }
                 let status = if done.status == RoundStatus::Error {
                     attrs.push(KeyValue::fixed(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
                     error_status(done.error.as_deref().unwrap_or("round failed"), max_err, &mut attrs)
@@ -461,6 +513,9 @@ impl Translator {
                 if let Some(run) = s.run.as_mut().filter(|r| r.span_id == round.parent) {
                     run.input_tokens += done.usage.prompt_tokens;
                     run.output_tokens += done.usage.completion_tokens;
+                    if let Some(usd) = cost {
+                        run.cost = if run.cost.is_nan() { usd } else { run.cost + usd };
+                    }
                 }
                 (start.min(done.at), done.at, status)
             }
@@ -474,8 +529,9 @@ impl Translator {
         common_attrs(&trace, incomplete, &mut attrs);
 
         if let Some(done) = &round.completion {
-            let mut base = genai_metric_attrs(sc::OP_CHAT, model.as_deref(), provider);
+            let mut base = genai_metric_attrs(sc::OP_CHAT, model.as_deref(), provider.as_ref());
             token_metrics(&base, done.usage.prompt_tokens, done.usage.completion_tokens, out);
+            usage_token_counts(&base, &done.usage, None, out);
             if done.status == RoundStatus::Error {
                 base.push(KeyValue::fixed(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
             }
@@ -502,19 +558,18 @@ impl Translator {
         self.emitted(span, out);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn tool_called(
         &mut self,
         skey: u64,
         meta: &EventMeta,
-        tool_call_id: &str,
-        round_id: &str,
-        tool_name: &str,
-        latency_ms: u64,
-        success: bool,
+        call: ToolCall<'_>,
+        error: Option<&str>,
         clock: DateTime<Utc>,
         out: &mut Output,
     ) {
+        let ToolCall { tool_call_id, round_id, tool_name, latency_ms, success } = call;
+        let max_err = self.cfg.max_error_len;
+        let agent = self.cfg.agent_name.clone();
         let span_id = SpanId::derive(domain::TOOL, tool_call_id);
         if !self.ended.insert(span_id.to_u64()) {
             return self.reject(sc::REJECT_ALREADY_ENDED, out);
@@ -527,6 +582,7 @@ impl Translator {
         let trace = s.trace_for_emit();
         let mut attrs = Vec::with_capacity(10);
         attrs.push(KeyValue::fixed(sc::GEN_AI_OPERATION_NAME, sc::OP_EXECUTE_TOOL));
+        attrs.push(KeyValue::new(sc::GEN_AI_AGENT_NAME, agent.clone()));
         attrs.push(KeyValue::new(sc::GEN_AI_TOOL_NAME, tool_name));
         attrs.push(KeyValue::new(sc::GEN_AI_TOOL_CALL_ID, tool_call_id));
         attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, &*s.session_id.as_str()));
@@ -537,13 +593,16 @@ impl Translator {
             SpanStatus::Unset
         } else {
             attrs.push(KeyValue::fixed(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
-            SpanStatus::Error("tool call failed".to_owned())
+            // The storage path keeps what failed; the event path does not.
+            error_status(error.filter(|e| !e.is_empty()).unwrap_or("tool call failed"), max_err, &mut attrs)
         };
         common_attrs(&trace, false, &mut attrs);
 
         let metric_attrs =
             vec![KeyValue::new(sc::GEN_AI_TOOL_NAME, tool_name), KeyValue::new(sc::BAMBOO_TOOL_SUCCESS, success)];
-        out.metric(Instrument::ToolDuration, MetricValue::F64(seconds(latency_ms)), metric_attrs.clone());
+        let mut duration_attrs = metric_attrs.clone();
+        duration_attrs.push(KeyValue::new(sc::GEN_AI_AGENT_NAME, agent));
+        out.metric(Instrument::ToolDuration, MetricValue::F64(seconds(latency_ms)), duration_attrs);
         out.count(Instrument::ToolCalls, 1, metric_attrs);
 
         let span = SpanRecord {

@@ -1,12 +1,13 @@
 //! Forwarded upstream requests: one CLIENT span per request, a root in its own trace.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use super::open::{Class, CompactId};
 use super::*;
-use crate::events::{EventMeta, ForwardEvent, ForwardStatus, TokenUsage};
+use crate::events::{EventMeta, ForwardEvent, ForwardStatus, TokenDetails, TokenUsage};
 use crate::ids::{domain, SpanId, TraceRef};
 
 #[derive(Debug)]
@@ -37,6 +38,7 @@ struct RequestDone {
     usage: Option<TokenUsage>,
     latency_ms: u64,
     error: Option<String>,
+    details: Option<TokenDetails>,
 }
 
 impl Translator {
@@ -58,7 +60,7 @@ impl Translator {
         let req = self.touch_request(key, event.request_id(), meta, clock, out);
         let duplicate = match event {
             ForwardEvent::RequestStarted { .. } => req.start.replace(start.expect("built above")).is_some(),
-            ForwardEvent::RequestCompleted { status_code, status, usage, latency_ms, error, .. } => req
+            ForwardEvent::RequestCompleted { status_code, status, usage, latency_ms, error, token_details, .. } => req
                 .completion
                 .replace(Box::new(RequestDone {
                     at: meta.occurred_at,
@@ -67,6 +69,7 @@ impl Translator {
                     usage: *usage,
                     latency_ms: *latency_ms,
                     error: error.clone(),
+                    details: token_details.filter(|d| !d.is_empty()),
                 }))
                 .is_some(),
         };
@@ -119,13 +122,21 @@ impl Translator {
         let endpoint = req.start.as_ref().map(|s| &*s.endpoint);
         let model = req.start.as_ref().map(|s| &*s.model).filter(|m| !m.is_empty());
         let operation = endpoint.map_or(sc::SPAN_FORWARD_UNKNOWN, genai::operation_from_endpoint);
-        let provider =
-            endpoint.and_then(genai::provider_from_endpoint).or_else(|| model.and_then(genai::provider_from_model));
+        let provider = match endpoint.and_then(genai::provider_from_endpoint) {
+            Some(p) => Some(Cow::Borrowed(p)),
+            None => self.provider_of(model, out),
+        };
+        let cost = match req.completion.as_deref() {
+            Some(RequestDone { usage: Some(u), details, .. }) => {
+                self.price(provider.as_ref(), model, u, details.as_ref(), out)
+            }
+            _ => None,
+        };
 
         let mut attrs = Vec::with_capacity(14);
         attrs.push(KeyValue::new(sc::GEN_AI_OPERATION_NAME, operation));
-        if let Some(p) = provider {
-            attrs.push(KeyValue::fixed(sc::GEN_AI_PROVIDER_NAME, p));
+        if let Some(p) = &provider {
+            attrs.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, p.clone()));
         }
         if let Some(m) = model {
             attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, m));
@@ -133,7 +144,7 @@ impl Translator {
         attrs.push(KeyValue::new(sc::BAMBOO_FORWARD_REQUEST_ID, &*req.request_id.as_str()));
         if let Some(st) = &req.start {
             attrs.push(KeyValue::new(sc::BAMBOO_FORWARD_ENDPOINT, &*st.endpoint));
-            attrs.push(KeyValue::new(sc::BAMBOO_FORWARD_STREAM, st.is_stream));
+            attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_STREAM, st.is_stream));
         }
 
         let (start, end, status) = match &req.completion {
@@ -144,6 +155,12 @@ impl Translator {
                     attrs.push(KeyValue::new(sc::GEN_AI_USAGE_INPUT_TOKENS, u.prompt_tokens));
                     attrs.push(KeyValue::new(sc::GEN_AI_USAGE_OUTPUT_TOKENS, u.completion_tokens));
                     attrs.push(KeyValue::new(sc::BAMBOO_USAGE_TOTAL_TOKENS, u.total_tokens));
+                }
+                if let Some(d) = &done.details {
+                    detail_attrs(d, &mut attrs);
+                }
+                if let Some(usd) = cost {
+                    attrs.push(KeyValue::new(sc::BAMBOO_USAGE_COST, usd));
                 }
                 let status = match forward_error_type(done) {
                     Some(error_type) => {
@@ -166,9 +183,10 @@ impl Translator {
         common_attrs(&trace, incomplete, &mut attrs);
 
         if let Some(done) = &req.completion {
-            let mut base = genai_metric_attrs(operation, model, provider);
+            let mut base = genai_metric_attrs(operation, model, provider.as_ref());
             if let Some(u) = done.usage {
                 token_metrics(&base, u.prompt_tokens, u.completion_tokens, out);
+                usage_token_counts(&base, &u, done.details.as_ref(), out);
             }
             if let Some(error_type) = forward_error_type(done) {
                 base.push(KeyValue::new(sc::ERROR_TYPE, error_type));
@@ -209,6 +227,21 @@ impl Translator {
         }
         self.finish_request(key, Some(end), out);
         true
+    }
+}
+
+/// The cache and reasoning counts the provider reported; each only when present (absent is unknown, not zero).
+fn detail_attrs(d: &TokenDetails, attrs: &mut Vec<KeyValue>) {
+    let known = [
+        (sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, d.cache_read_input_tokens),
+        (sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, d.cache_creation_input_tokens),
+        (sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, d.reasoning_output_tokens),
+        (sc::BAMBOO_USAGE_CACHE_WRITE_INPUT_TOKENS, d.cache_write_input_tokens),
+    ];
+    for (key, n) in known {
+        if let Some(n) = n {
+            attrs.push(KeyValue::new(key, n));
+        }
     }
 }
 

@@ -31,7 +31,7 @@
 //! tr.process(&ChatEvent::RoundCompleted { meta: meta("e2", 3), round_id: "r1".into(),
 //!     session_id: "s1".into(), status: RoundStatus::Success,
 //!     usage: TokenUsage { prompt_tokens: 100, completion_tokens: 20, total_tokens: 120 },
-//!     latency_ms: 3000, error: None }.into(), t0, &mut out);
+//!     latency_ms: 3000, error: None, cached_tool_outputs: None }.into(), t0, &mut out);
 //! assert_eq!(out.spans.len(), 1);
 //! assert_eq!(out.spans[0].name, "chat gpt-5");
 //! ```
@@ -43,11 +43,14 @@
 //! every run stays in the session's trace.
 
 mod chat;
+pub mod cost;
 mod forward;
 pub mod genai;
 mod open;
 mod record;
 
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -82,6 +85,22 @@ pub struct TranslateConfig {
     pub dedupe_window: usize,
     /// The clock for `idle_ttl`. Default [`TtlClock::Wall`].
     pub clock: TtlClock,
+    /// `gen_ai.agent.name` on session and tool spans and agent metrics. Default [`DEFAULT_AGENT_NAME`].
+    pub agent_name: Cow<'static, str>,
+    /// How a model name becomes `gen_ai.provider.name`. Default: [`genai::MODEL_FAMILIES`] only.
+    pub providers: genai::ProviderRules,
+    /// Prices for `bamboo.usage.cost` and `bamboo.cost`; `None` turns cost off. Default: the shipped table
+    /// ([`cost::BUILTIN_PRICES`]).
+    pub prices: Option<Arc<cost::PriceTable>>,
+}
+
+/// The default `gen_ai.agent.name`.
+pub const DEFAULT_AGENT_NAME: &str = sc::AGENT_NAME;
+
+/// The shipped price table, parsed once per process.
+pub fn builtin_prices() -> Arc<cost::PriceTable> {
+    static TABLE: OnceLock<Arc<cost::PriceTable>> = OnceLock::new();
+    TABLE.get_or_init(|| Arc::new(cost::PriceTable::builtin())).clone()
 }
 
 impl Default for TranslateConfig {
@@ -92,6 +111,9 @@ impl Default for TranslateConfig {
             max_error_len: 4096,
             dedupe_window: 65_536,
             clock: TtlClock::Wall,
+            agent_name: Cow::Borrowed(DEFAULT_AGENT_NAME),
+            providers: genai::ProviderRules::default(),
+            prices: Some(builtin_prices()),
         }
     }
 }
@@ -352,7 +374,7 @@ fn error_status(text: &str, max: usize, attrs: &mut Vec<KeyValue>) -> SpanStatus
 }
 
 /// Metric attributes common to GenAI client metrics.
-fn genai_metric_attrs(operation: &str, model: Option<&str>, provider: Option<&'static str>) -> Vec<KeyValue> {
+fn genai_metric_attrs(operation: &str, model: Option<&str>, provider: Option<&Cow<'static, str>>) -> Vec<KeyValue> {
     let mut attrs = Vec::with_capacity(4);
     attrs.push(match genai::known_operation(operation) {
         Some(op) => KeyValue::fixed(sc::GEN_AI_OPERATION_NAME, op),
@@ -362,9 +384,80 @@ fn genai_metric_attrs(operation: &str, model: Option<&str>, provider: Option<&'s
         attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, model));
     }
     if let Some(provider) = provider {
-        attrs.push(KeyValue::fixed(sc::GEN_AI_PROVIDER_NAME, provider));
+        attrs.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, provider.clone()));
     }
     attrs
+}
+
+/// The `bamboo.usage.tokens` points of one operation: every type the provider reported, zero included.
+fn usage_token_counts(
+    base: &[KeyValue],
+    usage: &crate::events::TokenUsage,
+    details: Option<&crate::events::TokenDetails>,
+    out: &mut Output,
+) {
+    let d = details.copied().unwrap_or_default();
+    let kinds = [
+        (sc::TOKEN_TYPE_INPUT, Some(usage.prompt_tokens)),
+        (sc::TOKEN_TYPE_OUTPUT, Some(usage.completion_tokens)),
+        (sc::TOKEN_TYPE_CACHE_READ, d.cache_read_input_tokens),
+        (sc::TOKEN_TYPE_CACHE_CREATION, d.cache_creation_input_tokens),
+        (sc::TOKEN_TYPE_CACHE_WRITE, d.cache_write_input_tokens),
+        (sc::TOKEN_TYPE_REASONING, d.reasoning_output_tokens),
+    ];
+    for (kind, n) in kinds {
+        if let Some(n) = n {
+            let mut attrs = base.to_vec();
+            attrs.push(KeyValue::fixed(sc::GEN_AI_TOKEN_TYPE, kind));
+            out.count(Instrument::UsageTokens, n, attrs);
+        }
+    }
+}
+
+impl Translator {
+    /// The provider of `model` by the configured rules; counts a model no rule knows.
+    fn provider_of(&self, model: Option<&str>, out: &mut Output) -> Option<Cow<'static, str>> {
+        let model = model.filter(|m| !m.is_empty())?;
+        let provider = self.cfg.providers.provider(model);
+        if provider.is_none() {
+            out.count(Instrument::BridgeProviderUnknown, 1, vec![KeyValue::new(sc::GEN_AI_REQUEST_MODEL, model)]);
+        }
+        provider
+    }
+
+    /// Prices one operation: its `bamboo.usage.cost` (returned, for the span), the `bamboo.cost` points and the
+    /// cache savings. A model without a price costs nothing here and is counted as unpriced; never guessed.
+    fn price(
+        &self,
+        provider: Option<&Cow<'static, str>>,
+        model: Option<&str>,
+        usage: &crate::events::TokenUsage,
+        details: Option<&crate::events::TokenDetails>,
+        out: &mut Output,
+    ) -> Option<f64> {
+        let table = self.cfg.prices.as_deref()?;
+        let model = model.filter(|m| !m.is_empty())?;
+        let Some(price) = provider.and_then(|p| table.find(p, model)) else {
+            out.count(Instrument::BridgeCostUnpriced, 1, vec![KeyValue::new(sc::GEN_AI_REQUEST_MODEL, model)]);
+            return None;
+        };
+        let cost = price.cost(*usage, details);
+        let mut base = Vec::with_capacity(3);
+        if let Some(p) = provider {
+            base.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, p.clone()));
+        }
+        base.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, model));
+        for (kind, usd) in &cost.parts {
+            let mut attrs = base.clone();
+            attrs.push(KeyValue::fixed(sc::GEN_AI_TOKEN_TYPE, kind));
+            out.metric(Instrument::Cost, MetricValue::F64(*usd), attrs);
+        }
+        let saved = price.cache_savings(details);
+        if saved > 0.0 {
+            out.metric(Instrument::CacheSavings, MetricValue::F64(saved), base);
+        }
+        Some(cost.total())
+    }
 }
 
 /// Records token usage (input and output points) with the given base attributes.
@@ -390,7 +483,8 @@ mod size_probe {
     #[test]
     fn open_entries_stay_small() {
         assert!(std::mem::size_of::<super::chat::Session>() <= 120);
-        assert!(std::mem::size_of::<super::chat::Run>() <= 112);
+        // 120: a run carries its cost since the price table (8 bytes, one per open run).
+        assert!(std::mem::size_of::<super::chat::Run>() <= 120);
         assert!(std::mem::size_of::<super::chat::Round>() <= 112);
         assert!(std::mem::size_of::<super::forward::Request>() <= 112);
     }

@@ -10,12 +10,39 @@ use crate::ids::{SpanId, TraceId};
 use crate::semconv::Instrument;
 
 /// An attribute value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub enum AttrValue {
     /// Borrowed for the fixed vocabulary (operation names, statuses, reasons): no allocation per use.
     Str(Cow<'static, str>),
     I64(i64),
     Bool(bool),
+    /// Only for amounts (a cost in USD); never a metric attribute.
+    F64(f64),
+}
+
+// By bit pattern, so an attribute set can key a map: two costs are the same attribute only if bit-identical.
+impl PartialEq for AttrValue {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (AttrValue::Str(a), AttrValue::Str(b)) => a == b,
+            (AttrValue::I64(a), AttrValue::I64(b)) => a == b,
+            (AttrValue::Bool(a), AttrValue::Bool(b)) => a == b,
+            (AttrValue::F64(a), AttrValue::F64(b)) => a.to_bits() == b.to_bits(),
+            _ => false,
+        }
+    }
+}
+impl Eq for AttrValue {}
+impl std::hash::Hash for AttrValue {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            AttrValue::Str(s) => s.hash(state),
+            AttrValue::I64(v) => v.hash(state),
+            AttrValue::Bool(v) => v.hash(state),
+            AttrValue::F64(v) => v.to_bits().hash(state),
+        }
+    }
 }
 
 impl fmt::Display for AttrValue {
@@ -24,6 +51,7 @@ impl fmt::Display for AttrValue {
             AttrValue::Str(s) => f.write_str(s),
             AttrValue::I64(v) => write!(f, "{v}"),
             AttrValue::Bool(v) => write!(f, "{v}"),
+            AttrValue::F64(v) => write!(f, "{v}"),
         }
     }
 }
@@ -39,6 +67,13 @@ impl AttrValue {
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             AttrValue::I64(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            AttrValue::F64(v) => Some(*v),
             _ => None,
         }
     }
@@ -85,6 +120,16 @@ impl From<u32> for AttrValue {
 impl From<u16> for AttrValue {
     fn from(v: u16) -> Self {
         AttrValue::I64(i64::from(v))
+    }
+}
+impl From<f64> for AttrValue {
+    fn from(v: f64) -> Self {
+        AttrValue::F64(v)
+    }
+}
+impl From<Cow<'static, str>> for AttrValue {
+    fn from(s: Cow<'static, str>) -> Self {
+        AttrValue::Str(s)
     }
 }
 impl From<bool> for AttrValue {

@@ -63,7 +63,7 @@ pub fn apply(db: &Connection, e: &MetricsEvent) -> rusqlite::Result<usize> {
             ],
         ),
         MetricsEvent::Chat(ChatEvent::ToolCalled {
-            meta, tool_call_id, round_id, session_id, tool_name, latency_ms, success,
+            meta, tool_call_id, round_id, session_id, tool_name, latency_ms, success, ..
         }) => db.execute(
             "INSERT INTO tool_call_metrics VALUES (?1,?2,?3,?4,?5,?6,?7,NULL)",
             params![

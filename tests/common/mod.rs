@@ -61,6 +61,7 @@ pub fn round_completed(id: &str, ms: i64, session: &str, round: &str, latency: u
         usage: u,
         latency_ms: latency,
         error: None,
+        cached_tool_outputs: None,
     }
     .into()
 }
@@ -74,6 +75,7 @@ pub fn round_failed(id: &str, ms: i64, session: &str, round: &str, latency: u64,
         usage: usage(0, 0),
         latency_ms: latency,
         error: Some(error.into()),
+        cached_tool_outputs: None,
     }
     .into()
 }
@@ -97,6 +99,7 @@ pub fn tool(
         tool_name: name.into(),
         latency_ms: latency,
         success: ok,
+        error: None,
     }
     .into()
 }
@@ -131,6 +134,7 @@ pub fn request_completed(
         usage: u,
         latency_ms: latency,
         error: error.map(str::to_owned),
+        token_details: None,
     }
     .into()
 }
