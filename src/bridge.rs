@@ -204,6 +204,51 @@ impl BridgeBuilder {
         self.map(|s| s.translate.max_error_len = n)
     }
 
+    /// `gen_ai.agent.name` on session and tool spans and agent metrics. Default
+    /// [`DEFAULT_AGENT_NAME`](crate::translate::DEFAULT_AGENT_NAME); environment `BAMBOO_OTEL_AGENT_NAME`.
+    pub fn agent_name(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        if name.trim().is_empty() {
+            self.settings = Err(BuildError::InvalidValue {
+                name: "agent_name".into(),
+                value: name,
+                expected: "a non-empty agent name",
+            });
+            return self;
+        }
+        self.map(|s| s.translate.agent_name = name.into())
+    }
+
+    /// Models matching `glob` are served by `provider` (`gen_ai.provider.name`), ahead of the built-in
+    /// [model families](crate::translate::genai::MODEL_FAMILIES). Environment `BAMBOO_OTEL_MODEL_PROVIDERS`.
+    pub fn provider_rule(self, glob: impl Into<String>, provider: impl Into<String>) -> Self {
+        let (glob, provider) = (glob.into(), provider.into());
+        self.map(|s| s.translate.providers.push(glob, provider))
+    }
+
+    /// Prices from a TOML file (the format of [`BUILTIN_PRICES`](crate::translate::cost::BUILTIN_PRICES)), read
+    /// now, ahead of the shipped table. Environment `BAMBOO_OTEL_PRICES`.
+    pub fn prices_file(mut self, path: impl AsRef<std::path::Path>) -> Self {
+        match crate::config::read_prices("prices_file", path.as_ref()) {
+            Ok(table) => self.map(|s| s.translate.prices = Some(table)),
+            Err(e) => {
+                self.settings = Err(e);
+                self
+            }
+        }
+    }
+
+    /// Whether spans and metrics carry cost by the price table. Default on.
+    pub fn cost(self, yes: bool) -> Self {
+        self.map(|s| {
+            s.translate.prices = match (yes, s.translate.prices.take()) {
+                (false, _) => None,
+                (true, Some(t)) => Some(t),
+                (true, None) => Some(crate::translate::builtin_prices()),
+            }
+        })
+    }
+
     pub fn sampler(self, sampler: Sampler) -> Self {
         self.map(|s| s.sampler = sampler)
     }

@@ -60,6 +60,18 @@ pub enum BuildError {
     Pipeline(String),
 }
 
+/// The user's price table (TOML) over the shipped one; errors name the setting and the file.
+pub fn read_prices(
+    setting: &str,
+    path: &std::path::Path,
+) -> Result<std::sync::Arc<crate::translate::cost::PriceTable>, BuildError> {
+    use crate::translate::cost::PriceTable;
+    let err = |reason: String| BuildError::Invalid { name: setting.to_owned(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| err(format!("{}: could not read: {e}", path.display())))?;
+    let mine = PriceTable::from_toml(&text).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    Ok(std::sync::Arc::new(PriceTable::builtin().overridden_by(mine)))
+}
+
 /// A PEM file of CA certificates, and the variable or builder setting that named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaFile {
@@ -348,6 +360,19 @@ impl Settings {
         }
         if let Some(v) = var(env, "BAMBOO_OTEL_MAX_OPEN_SPANS") {
             s.translate.max_open = parse_count("BAMBOO_OTEL_MAX_OPEN_SPANS", &v)?;
+        }
+        if let Some(v) = var(env, "BAMBOO_OTEL_AGENT_NAME") {
+            if v.trim().is_empty() {
+                return Err(invalid("BAMBOO_OTEL_AGENT_NAME", &v, "a non-empty agent name"));
+            }
+            s.translate.agent_name = v.into();
+        }
+        if let Some(v) = var(env, "BAMBOO_OTEL_MODEL_PROVIDERS") {
+            s.translate.providers = crate::translate::genai::ProviderRules::parse(&v)
+                .map_err(|reason| BuildError::Invalid { name: "BAMBOO_OTEL_MODEL_PROVIDERS".into(), reason })?;
+        }
+        if let Some(v) = var(env, "BAMBOO_OTEL_PRICES") {
+            s.translate.prices = Some(read_prices("BAMBOO_OTEL_PRICES", std::path::Path::new(&v))?);
         }
         if let Some(v) = var(env, "BAMBOO_OTEL_MAX_ERROR_LEN") {
             s.translate.max_error_len = parse_count("BAMBOO_OTEL_MAX_ERROR_LEN", &v)?;

@@ -10,7 +10,10 @@
 //! - [`semconv`]: every attribute and metric name.
 //! - [`ids`]: deterministic trace and span ids.
 //! - [`redact`]: attribute rules, allowlist and span hook applied before export.
+//! - `bamboo` (feature `bamboo`): `OtelStorage`, a tee inside a Bamboo application's `MetricsStorage`.
 
+#[cfg(feature = "bamboo")]
+pub mod bamboo;
 pub mod bridge;
 pub mod config;
 pub mod console;
