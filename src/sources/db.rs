@@ -244,13 +244,6 @@ struct Table {
 
 const TABLES: &[Table] = &[
     Table {
-        name: "session_metrics",
-        columns: &["session_id", "model", "started_at", "completed_at", "status", "message_count"],
-        optional: &[],
-        changed: "coalesce(updated_at, completed_at, started_at)",
-        to_events: session_events,
-    },
-    Table {
         name: "round_metrics",
         columns: &[
             "round_id",
@@ -299,6 +292,15 @@ const TABLES: &[Table] = &[
         ],
         changed: "coalesce(updated_at, completed_at, started_at)",
         to_events: forward_events,
+    },
+    // Sessions last: a session's span is emitted at its completion, so its rounds must be in by then for its
+    // totals (a session row finishes in the same scan as its rounds).
+    Table {
+        name: "session_metrics",
+        columns: &["session_id", "model", "started_at", "completed_at", "status", "message_count"],
+        optional: &[],
+        changed: "coalesce(updated_at, completed_at, started_at)",
+        to_events: session_events,
     },
 ];
 

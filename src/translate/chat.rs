@@ -32,6 +32,9 @@ pub(super) struct Session {
     // 8 bytes in every session instead of 24: held rounds are rare, sessions are many.
     #[allow(clippy::box_collection)]
     held_rounds: Option<Box<Vec<u64>>>,
+    /// Totals of rounds emitted before the session's first start arrived (metrics.db rows, out-of-order
+    /// streams): the first run takes them when it opens. Boxed: rare.
+    early: Option<Box<(u64, u64, f64)>>,
 }
 
 /// One run of a session: `SessionStarted` … `SessionCompleted`.
@@ -108,6 +111,7 @@ impl Session {
             last_run_span: SpanId::derive(domain::SESSION, session_id),
             run: None,
             held_rounds: None,
+            early: None,
         }
     }
 
@@ -142,6 +146,8 @@ impl Session {
             (SpanId::derive(domain::SESSION_RUN, &id), Some(first))
         };
         self.last_run_span = span_id;
+        let early = if self.runs_ended == 0 { self.early.take().map(|b| *b) } else { None };
+        let (input_tokens, output_tokens, cost) = early.unwrap_or((0, 0, f64::NAN));
         self.run.insert(Box::new(Run {
             span_id,
             parent,
@@ -149,9 +155,9 @@ impl Session {
             start: start.map(|m| m.occurred_at),
             first_seen: seen.occurred_at,
             model: self.model.clone(),
-            input_tokens: 0,
-            output_tokens: 0,
-            cost: f64::NAN,
+            input_tokens,
+            output_tokens,
+            cost,
             events: Vec::new(),
             completion: None,
         }))
@@ -510,12 +516,22 @@ impl Translator {
                 } else {
                     SpanStatus::Unset
                 };
-                if let Some(run) = s.run.as_mut().filter(|r| r.span_id == round.parent) {
-                    run.input_tokens += done.usage.prompt_tokens;
-                    run.output_tokens += done.usage.completion_tokens;
+                let add = |input: &mut u64, output: &mut u64, total: &mut f64| {
+                    *input += done.usage.prompt_tokens;
+                    *output += done.usage.completion_tokens;
                     if let Some(usd) = cost {
-                        run.cost = if run.cost.is_nan() { usd } else { run.cost + usd };
+                        *total = if total.is_nan() { usd } else { *total + usd };
                     }
+                };
+                match s.run.as_mut() {
+                    Some(run) if run.span_id == round.parent => {
+                        add(&mut run.input_tokens, &mut run.output_tokens, &mut run.cost)
+                    }
+                    None if s.runs_ended == 0 && round.parent == s.last_run_span => {
+                        let e = s.early.get_or_insert_with(|| Box::new((0, 0, f64::NAN)));
+                        add(&mut e.0, &mut e.1, &mut e.2)
+                    }
+                    _ => {}
                 }
                 (start.min(done.at), done.at, status)
             }
