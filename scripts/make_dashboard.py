@@ -98,6 +98,33 @@ panel("Forwarded requests by endpoint and status code", "timeseries",
         "{{bamboo_forward_endpoint}} {{http_response_status_code}}")], w=24, unit="reqps")
 next_row()
 
+row("Cost")
+panel("Cost per second by model", "timeseries",
+      [(f'sum by (gen_ai_request_model) (rate(bamboo_cost_total{{{SEL}}}[{RI}]))', "{{gen_ai_request_model}}")],
+      w=8, unit="currencyUSD",
+      description="bamboo.cost: rounds and forwarded requests priced by the price table (USD). Models without a price count in bamboo_otel.cost.unpriced instead.")
+panel("Cost in range by model", "bargauge",
+      [(f'sum by (gen_ai_request_model) (increase(bamboo_cost_total{{{SEL}}}[$__range]))', "{{gen_ai_request_model}}")],
+      w=8, x=8, unit="currencyUSD")
+panel("Cost per session (p50, p95)", "timeseries",
+      [(f'histogram_quantile({q}, sum by (le) (rate(bamboo_session_cost_bucket{{{SEL}}}[{RI}])))', f"p{int(q * 100)}")
+       for q in (0.5, 0.95)], w=8, x=16, unit="currencyUSD",
+      description="bamboo.session.cost: what each session run's priced rounds cost.")
+next_row()
+panel("Cache savings in range by model", "bargauge",
+      [(f'sum by (gen_ai_request_model) (increase(bamboo_cost_cache_savings_total{{{SEL}}}[$__range]))', "{{gen_ai_request_model}}")],
+      w=8, unit="currencyUSD",
+      description="What prompt-cache reads would have cost at the input price, minus what they cost.")
+panel("Cache share of input tokens by model", "bargauge",
+      [(f'sum by (gen_ai_request_model) (increase(bamboo_usage_tokens_total{{{SEL}, gen_ai_token_type="cache_read"}}[$__range])) / sum by (gen_ai_request_model) (increase(bamboo_usage_tokens_total{{{SEL}, gen_ai_token_type="input"}}[$__range]))',
+        "{{gen_ai_request_model}}")], w=8, x=8, unit="percentunit",
+      description="Cache reads are part of the input tokens (where the provider reports them).")
+panel("Reasoning tokens in range by model", "bargauge",
+      [(f'sum by (gen_ai_request_model) (increase(bamboo_usage_tokens_total{{{SEL}, gen_ai_token_type="reasoning"}}[$__range]))',
+        "{{gen_ai_request_model}}")], w=8, x=16,
+      description="Reasoning tokens are part of the output tokens.")
+next_row()
+
 row("Bridge health")
 panel("Events received by kind", "timeseries",
       [(f'sum by (kind) (rate(bamboo_otel_events_total{{{SEL}}}[{RI}]))', "{{kind}}")], w=8, unit="short")

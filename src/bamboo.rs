@@ -111,9 +111,7 @@ impl<S> OtelStorage<S> {
         let mut out = Vec::with_capacity(1);
         if !open.translate(m, &mut out) {
             self.unknown_start.fetch_add(1, Ordering::Relaxed);
-            self.bridge.record(
-                SystemEvent::MetricsDropped { count: 1, reason: "tee_unknown_start".to_owned() }.into(),
-            );
+            self.bridge.record(SystemEvent::MetricsDropped { count: 1, reason: "tee_unknown_start".to_owned() }.into());
             if !self.warned.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     "bamboo-otel tee: a completion arrived whose start it never saw (written before the tee, or \
@@ -384,7 +382,12 @@ impl<S: MetricsStorage> MetricsStorage for OtelStorage<S> {
         self.inner.init().await
     }
 
-    async fn upsert_session_start(&self, session_id: &str, model: &str, started_at: DateTime<Utc>) -> MetricsResult<()> {
+    async fn upsert_session_start(
+        &self,
+        session_id: &str,
+        model: &str,
+        started_at: DateTime<Utc>,
+    ) -> MetricsResult<()> {
         let m = MetricsMutation::SessionStarted { session_id: session_id.into(), model: model.into(), started_at };
         let events = self.events_of(&m);
         let r = self.inner.upsert_session_start(session_id, model, started_at).await;

@@ -119,8 +119,7 @@ pub const DURATION_BUCKETS: &[f64] =
     &[0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
 
 /// Semconv buckets for `gen_ai.invoke_agent.duration` (seconds).
-pub const AGENT_DURATION_BUCKETS: &[f64] =
-    &[0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 204.8, 409.6];
+pub const AGENT_DURATION_BUCKETS: &[f64] = &[0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 204.8, 409.6];
 
 /// Buckets for `bamboo.session.cost` (USD): from a tenth of a cent to $100, roughly ×3 apart.
 pub const COST_BUCKETS: &[f64] = &[0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0];

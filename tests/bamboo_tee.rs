@@ -104,7 +104,11 @@ fn record_through<S: MetricsStorage + 'static>(storage: Arc<S>, salt: &str, base
         // The consumer owns a clone until it has written everything it accepted.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while Arc::strong_count(&storage) > owners {
-            assert!(std::time::Instant::now() < deadline, "the collector did not drain ({} owners)", Arc::strong_count(&storage));
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the collector did not drain ({} owners)",
+                Arc::strong_count(&storage)
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
@@ -214,9 +218,8 @@ fn the_tee_leaves_bamboos_rows_alone_and_exports_exactly_what_import_db_makes_of
     let want: HashMap<String, usize> = import_path_traces(&tee_db).into_iter().map(|(t, n)| (t, 2 * n)).collect();
     let mut by_service: HashMap<String, HashMap<String, StoredSpan>> = HashMap::new();
     for tid in want.keys() {
-        let spans = poll(30, &format!("trace {tid} from both services"), || {
-            trace(tid).filter(|s| s.len() >= want[tid])
-        });
+        let spans =
+            poll(30, &format!("trace {tid} from both services"), || trace(tid).filter(|s| s.len() >= want[tid]));
         for s in spans {
             let service = s.resource.get("service.name").and_then(Value::as_str).unwrap_or("").to_owned();
             by_service.entry(service).or_default().insert(s.str("spanId").to_owned(), s);

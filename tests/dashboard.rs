@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bamboo_otel::console::MetricTotals;
+use bamboo_otel::events::{EventMeta, ForwardEvent, ForwardStatus, TokenDetails, TokenUsage};
 use bamboo_otel::semconv::Instrument;
 use bamboo_otel::translate::Output;
 use bamboo_otel::{Bridge, ExporterKind, MetricsEvent, Protocol};
@@ -104,7 +105,62 @@ fn stream() -> Vec<MetricsEvent> {
     let mut events = common::sample_events();
     let base = chrono::Utc::now() - chrono::Duration::minutes(10);
     events.extend(bamboo_otel::demo::agent_session(base));
+    events.extend(with_token_details(base));
     events
+}
+
+/// Forwarded requests with the cache and reasoning counts Bamboo's storage path carries (the sample stream,
+/// from the event path, has none), so the cost row's cache and reasoning panels have data.
+fn with_token_details(base: chrono::DateTime<chrono::Utc>) -> Vec<MetricsEvent> {
+    let mut out = Vec::new();
+    let details = [
+        (
+            "openai.chat_completions",
+            "gpt-5",
+            TokenDetails {
+                cache_read_input_tokens: Some(3000),
+                reasoning_output_tokens: Some(400),
+                ..Default::default()
+            },
+        ),
+        (
+            "anthropic.messages",
+            "claude-sonnet-4-5",
+            TokenDetails {
+                cache_read_input_tokens: Some(6000),
+                cache_creation_input_tokens: Some(1000),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (n, (endpoint, model, d)) in details.into_iter().enumerate() {
+        let at = base + chrono::Duration::seconds(30 + n as i64);
+        let id = format!("details-{n}");
+        out.push(
+            ForwardEvent::RequestStarted {
+                meta: EventMeta::at(format!("{id}-s"), at, None),
+                request_id: id.clone(),
+                endpoint: endpoint.into(),
+                model: model.into(),
+                is_stream: false,
+            }
+            .into(),
+        );
+        out.push(
+            ForwardEvent::RequestCompleted {
+                meta: EventMeta::at(format!("{id}-c"), at + chrono::Duration::seconds(2), None),
+                request_id: id,
+                status_code: 200,
+                status: ForwardStatus::Success,
+                usage: Some(TokenUsage { prompt_tokens: 10_000, completion_tokens: 900, total_tokens: 10_900 }),
+                latency_ms: 2000,
+                error: None,
+                token_details: Some(d),
+            }
+            .into(),
+        );
+    }
+    out
 }
 
 fn translate(events: &[MetricsEvent]) -> Output {
@@ -235,6 +291,36 @@ fn every_dashboard_query_returns_what_the_stream_implies(engine: Engine) {
                     );
                     assert_proportional(&what, &got, &want);
                 }
+                ("Cost in range by model", _) => {
+                    assert_same(&what, &got, &by(&totals, Instrument::Cost, &["gen_ai.request.model"], &[]))
+                }
+                ("Cost per second by model", _) => {
+                    assert_proportional(&what, &got, &by(&totals, Instrument::Cost, &["gen_ai.request.model"], &[]))
+                }
+                ("Cache savings in range by model", _) => {
+                    assert_same(&what, &got, &by(&totals, Instrument::CacheSavings, &["gen_ai.request.model"], &[]))
+                }
+                ("Cache share of input tokens by model", _) => {
+                    let tokens = |t| {
+                        by(&totals, Instrument::UsageTokens, &["gen_ai.request.model"], &[("gen_ai.token.type", t)])
+                    };
+                    let (read, input) = (tokens("cache_read"), tokens("input"));
+                    let want = read.iter().map(|(k, r)| (k.clone(), r / input[k])).collect();
+                    assert_same(&what, &got, &want);
+                }
+                ("Reasoning tokens in range by model", _) => {
+                    let want = by(
+                        &totals,
+                        Instrument::UsageTokens,
+                        &["gen_ai.request.model"],
+                        &[("gen_ai.token.type", "reasoning")],
+                    );
+                    assert_same(&what, &got, &want);
+                }
+                ("Cost per session (p50, p95)", _) => {
+                    // Quantiles of USD per session: inside the buckets' bounds.
+                    assert!(got.iter().all(|(_, v)| *v > 0.0 && *v <= 100.0), "{what}: {got:?}");
+                }
                 ("Events received by kind", _) => {
                     assert_proportional(&what, &got, &by(&totals, Instrument::BridgeEvents, &["kind"], &[]));
                 }
@@ -250,5 +336,5 @@ fn every_dashboard_query_returns_what_the_stream_implies(engine: Engine) {
             checked += 1;
         }
     }
-    assert!(checked >= 15, "{checked} queries checked");
+    assert!(checked >= 22, "{checked} queries checked");
 }

@@ -60,7 +60,8 @@ fn session_round_and_tool_spans_have_the_semconv_shape() {
     assert_eq!(session.attr(sc::GEN_AI_REQUEST_MODEL).cloned(), s("claude-sonnet-4-5"));
     assert_eq!(session.attr(sc::BAMBOO_SESSION_STATUS).cloned(), s("error"));
     assert_eq!(session.attr(sc::BAMBOO_SESSION_MESSAGE_COUNT).cloned(), i(4));
-    assert_eq!(session.attr(sc::GEN_AI_USAGE_INPUT_TOKENS).cloned(), i(100));
+    assert_eq!(session.attr(sc::BAMBOO_SESSION_USAGE_INPUT_TOKENS).cloned(), i(100));
+    assert_eq!(session.attr(sc::GEN_AI_USAGE_INPUT_TOKENS), None, "a trace-wide sum must count each round once");
     assert_eq!(session.attr(sc::BAMBOO_TRACE_ID).cloned(), None, "W3C ids are not repeated as an attribute");
     assert!(matches!(session.status, SpanStatus::Error(_)));
 
@@ -70,7 +71,7 @@ fn session_round_and_tool_spans_have_the_semconv_shape() {
     assert_eq!(r1.span_id, SpanId::derive(domain::ROUND, "r1"));
     assert_eq!((r1.start, r1.end), (at(10), at(3_010)));
     assert_eq!(r1.attr(sc::GEN_AI_OPERATION_NAME).cloned(), s("chat"));
-    assert_eq!(r1.attr(sc::GEN_AI_PROVIDER_NAME).cloned(), None, "bare model names name no provider");
+    assert_eq!(r1.attr(sc::GEN_AI_PROVIDER_NAME).cloned(), s("anthropic"), "the model family names the provider");
     assert_eq!(r1.attr(sc::GEN_AI_USAGE_INPUT_TOKENS).cloned(), i(100));
     assert_eq!(r1.attr(sc::GEN_AI_USAGE_OUTPUT_TOKENS).cloned(), i(20));
     assert_eq!(r1.attr(sc::GEN_AI_CONVERSATION_ID).cloned(), s("s1"));
@@ -375,8 +376,8 @@ fn a_resumed_session_shows_every_run_and_counts_nothing_twice() {
     assert!(out.spans.iter().all(|sp| sp.trace_id == first.trace_id), "every run in the session's trace");
     assert_eq!(span(&out, "chat gpt-5").parent_span_id, Some(first.span_id));
     assert_eq!(span(&out, "chat claude-opus-4-1").parent_span_id, Some(second.span_id), "a round's model can differ");
-    assert_eq!(first.attr(sc::GEN_AI_USAGE_INPUT_TOKENS).cloned(), i(100));
-    assert_eq!(second.attr(sc::GEN_AI_USAGE_INPUT_TOKENS).cloned(), i(200));
+    assert_eq!(first.attr(sc::BAMBOO_SESSION_USAGE_INPUT_TOKENS).cloned(), i(100));
+    assert_eq!(second.attr(sc::BAMBOO_SESSION_USAGE_INPUT_TOKENS).cloned(), i(200));
     let t = totals(&out);
     assert_eq!(t.total(Instrument::TokenUsage, &[("gen_ai.token.type", "input")]).sum, 300.0);
     assert_eq!(t.total(Instrument::Sessions, &[("bamboo.session.status", "awaiting_response")]).sum, 1.0);
@@ -627,4 +628,57 @@ fn a_session_completed_after_its_eviction_is_a_later_run_under_the_first() {
     assert!(s1[0].is_incomplete());
     assert_ne!(s1[1].span_id, first, "the late completion must not reuse the emitted span's id");
     assert_eq!(s1[1].parent_span_id, Some(first));
+}
+
+#[test]
+fn a_model_no_rule_knows_gets_no_provider_and_no_cost_and_is_counted() {
+    let events = vec![
+        common::session_started("e1", 0, "s1", "llama3", None),
+        common::round_started("e2", 10, "s1", "r1", "llama3"),
+        common::round_completed("e3", 1_010, "s1", "r1", 1_000, usage(100, 20)),
+        common::session_completed("e4", 1_100, "s1", SessionStatus::Completed),
+    ];
+    let out = common::run(&events);
+    let round = span(&out, "chat llama3");
+    assert_eq!(round.attr(sc::GEN_AI_PROVIDER_NAME), None, "never a guessed provider");
+    assert_eq!(round.attr(sc::BAMBOO_USAGE_COST), None, "never a guessed price");
+    assert_eq!(span(&out, "invoke_agent bamboo").attr(sc::BAMBOO_SESSION_USAGE_COST), None);
+    let t = totals(&out);
+    assert_eq!(
+        t.total(Instrument::BridgeProviderUnknown, &[("gen_ai.request.model", "llama3")]).sum,
+        2.0,
+        "round and session"
+    );
+    assert_eq!(
+        t.total(Instrument::BridgeCostUnpriced, &[("gen_ai.request.model", "llama3")]).sum,
+        1.0,
+        "the round had usage and no price"
+    );
+    assert_eq!(t.total(Instrument::Cost, &[]).sum, 0.0);
+}
+
+#[test]
+fn a_priced_model_costs_what_the_table_says_on_spans_and_counters() {
+    let events = vec![
+        common::session_started("e1", 0, "s1", "claude-sonnet-4-5", None),
+        common::round_started("e2", 10, "s1", "r1", "claude-sonnet-4-5"),
+        common::round_completed("e3", 1_010, "s1", "r1", 1_000, usage(1_000_000, 100_000)),
+        common::round_started("e4", 1_100, "s1", "r2", "gpt-4o-mini"),
+        common::round_completed("e5", 2_100, "s1", "r2", 1_000, usage(2_000_000, 0)),
+        common::session_completed("e6", 2_200, "s1", SessionStatus::Completed),
+    ];
+    let out = common::run(&events);
+    // $3/M in, $15/M out; then gpt-4o-mini at $0.15/M in.
+    assert_eq!(span(&out, "chat claude-sonnet-4-5").attr(sc::BAMBOO_USAGE_COST).and_then(AttrValue::as_f64), Some(4.5));
+    assert_eq!(span(&out, "chat gpt-4o-mini").attr(sc::BAMBOO_USAGE_COST).and_then(AttrValue::as_f64), Some(0.3));
+    let session = span(&out, "invoke_agent bamboo");
+    assert_eq!(session.attr(sc::BAMBOO_SESSION_USAGE_COST).and_then(AttrValue::as_f64), Some(4.8));
+    let t = totals(&out);
+    let cost =
+        |model, kind| t.total(Instrument::Cost, &[("gen_ai.request.model", model), ("gen_ai.token.type", kind)]).sum;
+    assert_eq!((cost("claude-sonnet-4-5", "input"), cost("claude-sonnet-4-5", "output")), (3.0, 1.5));
+    assert_eq!(cost("gpt-4o-mini", "input"), 0.3);
+    assert_eq!(t.total(Instrument::SessionCost, &[]).sum, 4.8);
+    assert_eq!(t.total(Instrument::InvokeAgentDuration, &[("gen_ai.agent.name", "bamboo")]).sum, 2.2);
+    assert_eq!(t.total(Instrument::UsageTokens, &[("gen_ai.token.type", "input")]).sum, 3_000_000.0);
 }

@@ -76,6 +76,8 @@ struct Worker {
     metrics: Arc<Metrics>,
     counters: CounterBatch,
     cardinality: CardinalityGuard,
+    /// Models already logged as unpriced or without a provider (bounded: logging stops at 64, counting does not).
+    logged_models: std::collections::HashSet<(Instrument, String)>,
     /// The SDK forgets series at each collection (delta temporality): so does the cardinality guard.
     delta_metrics: bool,
     console_metrics: bool,
@@ -140,6 +142,7 @@ impl Worker {
             metrics,
             counters: CounterBatch::default(),
             cardinality,
+            logged_models: Default::default(),
             delta_metrics,
             console_metrics,
             otlp_metrics,
@@ -278,6 +281,9 @@ impl Worker {
         // Hand the (empty) vector back so its capacity is reused.
         self.out.spans = spans;
         for mut m in self.out.metrics.drain(..) {
+            if matches!(m.instrument, Instrument::BridgeCostUnpriced | Instrument::BridgeProviderUnknown) {
+                log_model_once(&mut self.logged_models, &m);
+            }
             if redact {
                 self.settings.redact.metric(&mut m);
             }
@@ -549,4 +555,17 @@ impl Worker {
 /// Time left before `deadline`, capped at `cap`; at least 1 ms so a late call still fails fast instead of hanging.
 fn remaining(deadline: Option<Instant>, cap: Duration) -> Duration {
     deadline.map_or(cap, |d| d.saturating_duration_since(Instant::now()).min(cap)).max(Duration::from_millis(1))
+}
+
+/// The first time a model has no price (or no provider), says so once, naming the model and what to do.
+fn log_model_once(logged: &mut std::collections::HashSet<(Instrument, String)>, m: &crate::translate::MetricUpdate) {
+    let model = m.attr(sc::GEN_AI_REQUEST_MODEL).map(|v| v.to_string()).unwrap_or_default();
+    if logged.len() >= 64 || !logged.insert((m.instrument, model.clone())) {
+        return;
+    }
+    if m.instrument == Instrument::BridgeCostUnpriced {
+        tracing::warn!(target: "bamboo_otel", %model, "no price for this model: its spans carry no cost (counted in bamboo_otel.cost.unpriced; add a row with BAMBOO_OTEL_PRICES; logged once per model)");
+    } else {
+        tracing::warn!(target: "bamboo_otel", %model, "no provider rule matches this model: gen_ai.provider.name is left out (counted in bamboo_otel.provider.unknown; add one with BAMBOO_OTEL_MODEL_PROVIDERS; logged once per model)");
+    }
 }

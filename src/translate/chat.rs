@@ -520,7 +520,7 @@ impl Translator {
                     *input += done.usage.prompt_tokens;
                     *output += done.usage.completion_tokens;
                     if let Some(usd) = cost {
-                        *total = if total.is_nan() { usd } else { *total + usd };
+                        *total = if total.is_nan() { usd } else { super::cost::round_usd(*total + usd) };
                     }
                 };
                 match s.run.as_mut() {

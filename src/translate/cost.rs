@@ -30,6 +30,11 @@ use crate::semconv as sc;
 /// The table shipped with the crate.
 pub const BUILTIN_PRICES: &str = include_str!("prices.toml");
 
+/// USD rounded to 1e-10 (far below any price step), so sums print as 0.00101375, not 0.0010137500000000001.
+pub fn round_usd(usd: f64) -> f64 {
+    (usd * 1e10).round() / 1e10
+}
+
 /// One row: a provider, a model glob and USD per million tokens.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,7 +93,7 @@ pub struct Cost {
 
 impl Cost {
     pub fn total(&self) -> f64 {
-        self.parts.iter().map(|(_, usd)| usd).sum()
+        round_usd(self.parts.iter().map(|(_, usd)| usd).sum())
     }
 }
 
@@ -140,7 +145,7 @@ impl Price {
     /// The cost of `usage` (with `details` when the provider reported them), by token type.
     pub fn cost(&self, usage: TokenUsage, details: Option<&TokenDetails>) -> Cost {
         let d = details.copied().unwrap_or_default();
-        let per = |tokens: u64, rate: f64| tokens as f64 * rate / 1_000_000.0;
+        let per = |tokens: u64, rate: f64| round_usd(tokens as f64 * rate / 1_000_000.0);
         let cache_read = d.cache_read_input_tokens.unwrap_or(0).min(usage.prompt_tokens);
         let cache_creation = d.cache_creation_input_tokens.unwrap_or(0).min(usage.prompt_tokens - cache_read);
         let uncached = usage.prompt_tokens - cache_read - cache_creation;
@@ -171,7 +176,7 @@ impl Price {
     /// What the cache reads would have cost at the input rate, minus what they cost.
     pub fn cache_savings(&self, details: Option<&TokenDetails>) -> f64 {
         let read = details.and_then(|d| d.cache_read_input_tokens).unwrap_or(0);
-        read as f64 * (self.input - self.cache_read.unwrap_or(self.input)) / 1_000_000.0
+        round_usd(read as f64 * (self.input - self.cache_read.unwrap_or(self.input)) / 1_000_000.0)
     }
 }
 

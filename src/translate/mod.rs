@@ -482,7 +482,8 @@ mod size_probe {
     /// Open state is what memory scales with (BENCHMARKS.md): a change that grows these is a deliberate one.
     #[test]
     fn open_entries_stay_small() {
-        assert!(std::mem::size_of::<super::chat::Session>() <= 120);
+        // 128: a session holds the totals of rounds that came before its first start (8 bytes, boxed).
+        assert!(std::mem::size_of::<super::chat::Session>() <= 128);
         // 120: a run carries its cost since the price table (8 bytes, one per open run).
         assert!(std::mem::size_of::<super::chat::Run>() <= 120);
         assert!(std::mem::size_of::<super::chat::Round>() <= 112);
