@@ -49,4 +49,5 @@ cargo build -q --release --features cli --bin bamboo-otel --example gen_load
     /usr/bin/time -f "wall %e s, peak RSS %M KiB" ./target/release/bamboo-otel import-db "$data/metrics.db"
 } 2>&1 | tee "$out/cli.txt"
 
+echo "== 8. the bamboo tee"; cargo bench -q --bench tee --features bamboo 2>/dev/null | tee "$out/tee.txt"
 echo "== 5. memory"; BENCH_REPLAY_SECS=${BENCH_REPLAY_SECS:-600} cargo bench -q --bench memory 2>/dev/null | tee "$out/memory.txt"
