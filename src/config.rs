@@ -477,6 +477,40 @@ mod tests {
     }
 
     #[test]
+    fn agent_name_providers_and_prices_are_read_and_bad_ones_name_the_variable() {
+        let dir = std::env::temp_dir().join(format!("bamboo-otel-prices-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(
+            &good,
+            "[[price]]\nprovider='openai'\nmodel='gpt-4o'\ninput=1.0\noutput=2.0\nsource='contract'\ndate='2026-11-01'\n",
+        )
+        .unwrap();
+        let s = with(&[
+            ("BAMBOO_OTEL_AGENT_NAME", "support-agent"),
+            ("BAMBOO_OTEL_MODEL_PROVIDERS", "my-*=azure.ai.openai"),
+            ("BAMBOO_OTEL_PRICES", good.to_str().unwrap()),
+        ])
+        .unwrap();
+        assert_eq!(s.translate.agent_name, "support-agent");
+        assert_eq!(s.translate.providers.provider("my-gpt").as_deref(), Some("azure.ai.openai"));
+        let prices = s.translate.prices.as_deref().unwrap();
+        assert_eq!(prices.find("openai", "gpt-4o").unwrap().input, 1.0, "the user's row first");
+        assert_eq!(prices.find("openai", "gpt-4o-mini").unwrap().input, 0.15, "the shipped rows after it");
+
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[[price]]\nprovider='openai'\nmodel='x'\ninput=1.0\noutput=1.0\n").unwrap();
+        let e = with(&[("BAMBOO_OTEL_PRICES", bad.to_str().unwrap())]).unwrap_err().to_string();
+        assert!(e.starts_with("BAMBOO_OTEL_PRICES: ") && e.contains("bad.toml"), "{e}");
+        let e = with(&[("BAMBOO_OTEL_PRICES", "/nonexistent/prices.toml")]).unwrap_err().to_string();
+        assert!(e.contains("could not read"), "{e}");
+        assert!(with(&[("BAMBOO_OTEL_MODEL_PROVIDERS", "nope")]).unwrap_err().to_string().contains("MODEL_PROVIDERS"));
+        // Empty means unset, as for every OTEL_* variable.
+        assert_eq!(with(&[("BAMBOO_OTEL_AGENT_NAME", " ")]).unwrap().translate.agent_name, "bamboo");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn redaction_is_read_and_a_bad_rule_names_the_variable() {
         let s = with(&[
             ("BAMBOO_OTEL_REDACT", "bamboo.trace_id=hash, error.message=drop"),

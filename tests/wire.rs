@@ -114,3 +114,20 @@ fn without_gzip_the_body_is_plain_protobuf() {
     assert_eq!(header(&got, "content-encoding"), None);
     assert!(got.body.windows(19).any(|w| w == b"invoke_agent bamboo"));
 }
+
+#[test]
+fn every_span_batch_names_the_semconv_schema_it_follows() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    let (url, server) = capture_one();
+    let report = send_demo(Bridge::builder().traces_endpoint(url, Protocol::HttpProtobuf).gzip(false));
+    let got = server.join().unwrap();
+    assert_eq!(report.spans_exported, 14, "{report:?}");
+    let req = ExportTraceServiceRequest::decode(got.body.as_slice()).expect("OTLP protobuf");
+    let scopes: Vec<_> = req.resource_spans.iter().flat_map(|r| &r.scope_spans).collect();
+    assert!(!scopes.is_empty());
+    for s in scopes {
+        assert_eq!(s.scope.as_ref().map(|s| s.name.as_str()), Some("bamboo-otel"));
+        assert_eq!(s.schema_url, bamboo_otel::semconv::SCHEMA_URL);
+    }
+}
