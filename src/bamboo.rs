@@ -177,6 +177,8 @@ struct ToolStart {
 
 #[derive(Default)]
 struct Open {
+    /// Starts seen per session, so a resumed run's start gets the id `import-db` gives it.
+    sessions: Bounded<String, u32>,
     rounds: Bounded<String, (String, DateTime<Utc>)>,
     tools: Bounded<String, ToolStart>,
     forwards: Bounded<String, DateTime<Utc>>,
@@ -223,16 +225,23 @@ impl Open {
     /// Appends the events of `m` to `out`; false when `m` completes something whose start is unknown.
     fn translate(&mut self, m: &MetricsMutation, out: &mut Vec<MetricsEvent>) -> bool {
         match m {
-            MetricsMutation::SessionStarted { session_id, model, started_at } => out.push(
-                ChatEvent::SessionStarted {
-                    // Unique per start, so a resumed run's start is not taken for a duplicate. (Only a resumed
-                    // run's span id derives from it; the first run's derives from the session id alone.)
-                    meta: meta(format!("db:session:{session_id}:start:{}", stored(*started_at)), *started_at),
-                    session_id: session_id.clone(),
-                    model: model.clone(),
-                }
-                .into(),
-            ),
+            MetricsMutation::SessionStarted { session_id, model, started_at } => {
+                let run = self.sessions.remove(session_id).unwrap_or(0) + 1;
+                self.sessions.insert(session_id.clone(), run);
+                // The ids `sources::db` gives: a resumed run's span id derives from its start's id.
+                let id = match run {
+                    1 => format!("db:session:{session_id}:start"),
+                    n => format!("db:session:{session_id}:run:{n}:start"),
+                };
+                out.push(
+                    ChatEvent::SessionStarted {
+                        meta: meta(id, *started_at),
+                        session_id: session_id.clone(),
+                        model: model.clone(),
+                    }
+                    .into(),
+                )
+            }
             MetricsMutation::SessionMessageCount { session_id, message_count, updated_at } => out.push(
                 ChatEvent::MessageCountUpdated {
                     meta: meta(format!("db:session:{session_id}:messages:{message_count}"), *updated_at),

@@ -282,3 +282,105 @@ fn the_tee_leaves_bamboos_rows_alone_and_exports_exactly_what_import_db_makes_of
 
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A session Bamboo pauses (`awaiting_response`) and resumes: two runs, as Bamboo 2026.11.1 records them.
+fn drive_resumed(c: &MetricsCollector, salt: &str, base: DateTime<Utc>) {
+    let t = |s: i64| base + chrono::Duration::seconds(s);
+    let s = format!("rs-{salt}");
+    let round = |run: u32, k: u32| format!("{s}-run-{run}-round-{k}");
+    c.session_started(&s, "claude-sonnet-4-5", t(0));
+    for k in 1..=2 {
+        c.round_started(round(1, k), &s, "claude-sonnet-4-5", t(10 * k as i64));
+        c.round_completed(round(1, k), t(10 * k as i64 + 5), RoundStatus::Success, usage(100, 10), 0, 0, None);
+    }
+    c.session_completed(&s, SessionStatus::AwaitingResponse, t(30));
+    c.session_started(&s, "claude-sonnet-4-5", t(120));
+    c.round_started(round(2, 1), &s, "claude-sonnet-4-5", t(121));
+    c.round_completed(round(2, 1), t(130), RoundStatus::Success, usage(300, 30), 0, 0, None);
+    c.session_completed(&s, SessionStatus::Completed, t(131));
+}
+
+#[test]
+fn a_resumed_session_shows_both_runs_from_the_tee_and_from_import_db_with_the_same_ids() {
+    let salt = salt();
+    let dir = tmpdir("resumed");
+    let base = Utc::now() - chrono::Duration::minutes(10);
+    let (tee_service, import_service) = (format!("tee-r-{salt}"), format!("import-r-{salt}"));
+    let db = dir.join("metrics.db");
+    let bridge = Bridge::builder()
+        .service_name(&tee_service)
+        .traces_endpoint(JAEGER_OTLP_GRPC, Protocol::Grpc)
+        .metrics_exporter(bamboo_otel::ExporterKind::None)
+        .build()
+        .unwrap();
+    let tee = Arc::new(OtelStorage::new(SqliteMetricsStorage::new(&db), bridge.clone()));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let owners = Arc::strong_count(&tee);
+    rt.block_on(async {
+        let collector = MetricsCollector::spawn(tee.clone(), 90);
+        drive_resumed(&collector, &salt, base);
+        drop(collector);
+        while Arc::strong_count(&tee) > owners {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    assert!(!bridge.shutdown(Duration::from_secs(20)).export_failed());
+    let out = Command::new(BIN)
+        .arg("import-db")
+        .arg(&db)
+        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", JAEGER_OTLP_GRPC)
+        .env("OTEL_METRICS_EXPORTER", "none")
+        .env("OTEL_SERVICE_NAME", &import_service)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // One trace: 2 runs + 3 rounds, from each service.
+    let want = import_path_traces(&db);
+    assert_eq!(want.values().sum::<usize>(), 5, "{want:?}");
+    let tid = want.keys().next().unwrap();
+    let spans = poll(30, "the resumed session from both services", || trace(tid).filter(|s| s.len() >= 10));
+    let of = |service: &str| -> HashMap<String, StoredSpan> {
+        spans
+            .iter()
+            .filter(|s| s.resource.get("service.name").and_then(Value::as_str) == Some(service))
+            .map(|s| (s.str("spanId").to_owned(), s.clone()))
+            .collect()
+    };
+    let (a, b) = (of(&tee_service), of(&import_service));
+    assert_eq!(a.keys().collect::<std::collections::BTreeSet<_>>(), b.keys().collect(), "the same span ids");
+    for (id, ta) in &a {
+        let tb = &b[id];
+        let ctx = format!("{} {id}", ta.str("name"));
+        assert_eq!(ta.span["parentSpanId"], tb.span["parentSpanId"], "{ctx}");
+        assert_eq!(ta.attrs(), tb.attrs(), "{ctx}");
+        if ta.str("name").starts_with("chat") {
+            // Rounds are rows of their own: exact. Run boundaries are rebuilt from them (see the README).
+            assert_eq!(ta.span["startTimeUnixNano"], tb.span["startTimeUnixNano"], "{ctx}");
+            assert_eq!(ta.span["endTimeUnixNano"], tb.span["endTimeUnixNano"], "{ctx}");
+        }
+    }
+    // Each run under the right parent, with its own rounds and totals.
+    let runs: Vec<&StoredSpan> = b.values().filter(|s| s.str("name") == "invoke_agent bamboo").collect();
+    assert_eq!(runs.len(), 2);
+    let run = |n: i64| *runs.iter().find(|s| s.attrs()[sc::BAMBOO_SESSION_RUN] == n).unwrap();
+    let (first, second) = (run(1), run(2));
+    assert_eq!(second.span["parentSpanId"], first.span["spanId"]);
+    assert_eq!(first.attrs()[sc::BAMBOO_SESSION_STATUS], "awaiting_response");
+    assert_eq!(second.attrs()[sc::BAMBOO_SESSION_STATUS], "completed");
+    assert_eq!(first.attrs()[sc::BAMBOO_SESSION_USAGE_INPUT_TOKENS], 200);
+    assert_eq!(second.attrs()[sc::BAMBOO_SESSION_USAGE_INPUT_TOKENS], 300);
+    let parent_of = |round: &str| {
+        b.values().find(|s| s.attrs().get(sc::BAMBOO_ROUND_ID) == Some(&Value::from(round))).unwrap().span
+            ["parentSpanId"]
+            .clone()
+    };
+    assert_eq!(parent_of(&format!("rs-{salt}-run-1-round-2")), first.span["spanId"]);
+    assert_eq!(parent_of(&format!("rs-{salt}-run-2-round-1")), second.span["spanId"]);
+    // import-db: run 1 ends with its last round (t+25 s), run 2 starts with its first (t+121 s).
+    let nanos = |s: &StoredSpan, f: &str| s.nanos(f);
+    let t = |s: i64| (base + chrono::Duration::seconds(s)).timestamp_nanos_opt().unwrap();
+    assert_eq!((nanos(first, "startTimeUnixNano"), nanos(first, "endTimeUnixNano")), (t(0), t(25)));
+    assert_eq!((nanos(second, "startTimeUnixNano"), nanos(second, "endTimeUnixNano")), (t(121), t(131)));
+    let _ = std::fs::remove_dir_all(&dir);
+}

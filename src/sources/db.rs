@@ -165,10 +165,55 @@ impl MetricsDb {
     pub fn scan(&self, since: Option<OrderedJd>, sink: &mut RowSink<'_>) -> Result<ScanStats, DbError> {
         let mut stats = ScanStats::default();
         let since = since.map(|s| s.0);
+        let resumed = self.resumed_sessions()?;
         for table in TABLES {
-            self.scan_table(table, since, &mut stats, sink)?;
+            self.scan_table(table, since, &resumed, &mut stats, sink)?;
         }
         Ok(stats)
+    }
+
+    /// Sessions resumed at least once (a round of run 2 or later), each with its rounds of those runs as events,
+    /// oldest first. One pass over the round ids, then an indexed read per resumed session.
+    fn resumed_sessions(&self) -> Result<Resumed, DbError> {
+        let table = "round_metrics";
+        let q = |source| DbError::Query { path: self.path.clone(), table, source };
+        let mut ids = self
+            .conn
+            .prepare("SELECT DISTINCT session_id FROM round_metrics WHERE round_id LIKE '%-run-%-round-%'")
+            .map_err(q)?;
+        let candidates: Vec<String> =
+            ids.query_map([], |r| r.get(0)).map_err(q)?.collect::<Result<_, _>>().map_err(q)?;
+        let rounds = TABLES.iter().find(|t| t.name == table).expect("listed");
+        let sql = format!(
+            "SELECT {} FROM round_metrics WHERE session_id = ?1 ORDER BY julianday(started_at)",
+            self.select_list(rounds)?
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(q)?;
+        let mut resumed = Resumed::default();
+        for session in candidates {
+            let mut runs = Runs::default();
+            let mut rows = stmt.query([&session]).map_err(q)?;
+            while let Some(row) = rows.next().map_err(q)? {
+                let Ok(id) = text(row, "round_id") else { continue };
+                let run = run_of(&id, &session);
+                let mut events = Vec::with_capacity(2);
+                // A bad row is reported by the round pass; here it is only left out.
+                if round_row_events(row, &mut events).is_err() {
+                    continue;
+                }
+                if run < 2 {
+                    let end = events.iter().filter_map(|e| e.meta()).map(|m| m.occurred_at).max();
+                    runs.first_end = runs.first_end.max(end);
+                    continue;
+                }
+                runs.later.resize_with(runs.later.len().max(run as usize - 1), Vec::new);
+                runs.later[run as usize - 2].extend(events);
+            }
+            if !runs.later.is_empty() {
+                resumed.0.insert(session, runs);
+            }
+        }
+        Ok(resumed)
     }
 
     /// The select list: every column the table reads, `NULL` for optional ones this database lacks (older Bamboo).
@@ -193,6 +238,7 @@ impl MetricsDb {
         &self,
         table: &Table,
         since: Option<f64>,
+        resumed: &Resumed,
         stats: &mut ScanStats,
         sink: &mut RowSink<'_>,
     ) -> Result<(), DbError> {
@@ -215,7 +261,7 @@ impl MetricsDb {
                 }
             }
             events.clear();
-            match (table.to_events)(row, &mut events) {
+            match (table.to_events)(resumed, row, &mut events) {
                 Ok(()) => {
                     stats.events += events.len() as u64;
                     sink(Ok(&events));
@@ -232,6 +278,28 @@ impl MetricsDb {
     }
 }
 
+/// Rounds of runs 2, 3, … of resumed sessions, by session: `runs[0]` is run 2. Sent with their session's row,
+/// between the run boundaries the row's history implies, so each sits under its own run as on the event path.
+#[derive(Debug, Default)]
+pub(crate) struct Resumed(std::collections::HashMap<String, Runs>);
+
+#[derive(Debug, Default)]
+struct Runs {
+    /// When the first run's last round ended: the first run's end.
+    first_end: Option<DateTime<Utc>>,
+    later: Vec<Vec<MetricsEvent>>,
+}
+
+/// The run a round belongs to, from Bamboo's `{session_id}-run-{n}-round-{k}` ids; 1 for any other id.
+fn run_of(round_id: &str, session_id: &str) -> u32 {
+    round_id
+        .strip_prefix(session_id)
+        .and_then(|r| r.strip_prefix("-run-"))
+        .and_then(|r| r.split_once("-round-"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or(1)
+}
+
 /// One table: the columns every schema has, those later versions added, what marks a change, and the row's events.
 struct Table {
     name: &'static str,
@@ -239,7 +307,7 @@ struct Table {
     /// Read when present; `NULL` (unknown) on databases written before they existed.
     optional: &'static [&'static str],
     changed: &'static str,
-    to_events: fn(&Row<'_>, &mut Vec<MetricsEvent>) -> Result<(), String>,
+    to_events: fn(&Resumed, &Row<'_>, &mut Vec<MetricsEvent>) -> Result<(), String>,
 }
 
 const TABLES: &[Table] = &[
@@ -333,14 +401,19 @@ fn latency(start: DateTime<Utc>, end: DateTime<Utc>) -> u64 {
     (end - start).num_milliseconds().max(0) as u64
 }
 
-fn session_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
+/// A session row: its first start, its message count, and its end. For a resumed session (rounds of run 2 or
+/// later) also each later run, rebuilt from its rounds: the table keeps one row per session, so a run's start
+/// is its first round's start, the run before it ends at its last round's end with `awaiting_response`, and
+/// every run but the last takes the row's final model and message count (what the row cannot tell apart).
+fn session_events(resumed: &Resumed, row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
     let id = text(row, "session_id")?;
     let started = time(&text(row, "started_at")?, "started_at")?;
+    let model = text(row, "model")?;
     out.push(
         ChatEvent::SessionStarted {
             meta: meta(format!("db:session:{id}:start"), started),
             session_id: id.clone(),
-            model: text(row, "model")?,
+            model: model.clone(),
         }
         .into(),
     );
@@ -353,6 +426,31 @@ fn session_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), Stri
             }
             .into(),
         );
+    }
+    let runs = resumed.0.get(&id);
+    let mut last_end = runs.and_then(|r| r.first_end).unwrap_or(started).max(started);
+    for (i, run) in runs.into_iter().flat_map(|r| &r.later).enumerate() {
+        // A run number no round has (rounds of run 3 but none of run 2): nothing to show for it.
+        let Some(first) = run.first() else { continue };
+        let start = first.meta().map_or(last_end, |m| m.occurred_at).max(last_end);
+        out.push(
+            ChatEvent::SessionCompleted {
+                meta: meta(format!("db:session:{id}:run:{}:end", i + 1), last_end),
+                session_id: id.clone(),
+                status: SessionStatus::AwaitingResponse,
+            }
+            .into(),
+        );
+        out.push(
+            ChatEvent::SessionStarted {
+                meta: meta(format!("db:session:{id}:run:{}:start", i + 2), start),
+                session_id: id.clone(),
+                model: model.clone(),
+            }
+            .into(),
+        );
+        out.extend(run.iter().cloned());
+        last_end = run.iter().filter_map(|e| e.meta()).map(|m| m.occurred_at).max().unwrap_or(start);
     }
     if let Some(done) = opt_text(row, "completed_at")? {
         let at = time(&done, "completed_at")?;
@@ -403,7 +501,15 @@ fn token_details(row: &Row<'_>) -> Result<Option<TokenDetails>, String> {
     Ok((!d.is_empty()).then_some(d))
 }
 
-fn round_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
+/// A round row; rounds of a resumed session's later runs are sent with the session's row instead.
+fn round_events(_: &Resumed, row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
+    if run_of(&text(row, "round_id")?, &text(row, "session_id")?) >= 2 {
+        return Ok(());
+    }
+    round_row_events(row, out)
+}
+
+fn round_row_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
     let id = text(row, "round_id")?;
     let session_id = text(row, "session_id")?;
     let started = time(&text(row, "started_at")?, "started_at")?;
@@ -435,7 +541,7 @@ fn round_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String
     Ok(())
 }
 
-fn tool_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
+fn tool_events(_: &Resumed, row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
     // A tool call is one event, emitted once it has finished (completed_at and success both set).
     let (Some(done), Some(success)) = (opt_text(row, "completed_at")?, opt_u64(row, "success")?) else {
         return Ok(());
@@ -459,7 +565,7 @@ fn tool_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String>
     Ok(())
 }
 
-fn forward_events(row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
+fn forward_events(_: &Resumed, row: &Row<'_>, out: &mut Vec<MetricsEvent>) -> Result<(), String> {
     let id = text(row, "forward_id")?;
     let started = time(&text(row, "started_at")?, "started_at")?;
     out.push(
