@@ -9,6 +9,7 @@
 //! - [`console`]: prints span trees and metric totals, with no collector.
 //! - [`semconv`]: every attribute and metric name.
 //! - [`ids`]: deterministic trace and span ids.
+//! - [`history`]: metrics in windows of event time, written as OpenMetrics for Prometheus backfill.
 //! - [`redact`]: attribute rules, allowlist and span hook applied before export.
 //! - `bamboo` (feature `bamboo`): `OtelStorage`, a tee inside a Bamboo application's `MetricsStorage`.
 
@@ -22,6 +23,7 @@ pub mod events;
 #[cfg(feature = "otel")]
 mod export;
 mod hash;
+pub mod history;
 pub mod ids;
 pub mod redact;
 pub mod semconv;

@@ -82,6 +82,13 @@ pub enum Command {
         /// Files to read, `-` for stdin (the default).
         #[arg(value_name = "FILE|-")]
         files: Vec<PathBuf>,
+        /// Write the metrics to FILE as OpenMetrics, in windows of the events' own time, for `promtool tsdb
+        /// create-blocks-from openmetrics` (instead of exporting them now). Spans are exported as usual.
+        #[arg(long, value_name = "FILE")]
+        openmetrics: Option<PathBuf>,
+        /// The window of event time for --openmetrics, in seconds.
+        #[arg(long, default_value_t = 60, value_name = "SECS", requires = "openmetrics")]
+        window: u64,
     },
     /// Keep exporting lines as they are appended, like `tail -F` (rotation and truncation survived).
     #[command(
@@ -121,6 +128,13 @@ pub enum Command {
         /// Poll interval for --follow, in milliseconds.
         #[arg(long, default_value_t = 1000, value_name = "MS")]
         poll_ms: u64,
+        /// Write the metrics to FILE as OpenMetrics, in windows of the rows' own time, for `promtool tsdb
+        /// create-blocks-from openmetrics` (instead of exporting them now). Spans are exported as usual.
+        #[arg(long, value_name = "FILE", conflicts_with = "follow")]
+        openmetrics: Option<PathBuf>,
+        /// The window of event time for --openmetrics, in seconds.
+        #[arg(long, default_value_t = 60, value_name = "SECS", requires = "openmetrics")]
+        window: u64,
     },
     /// A realistic agent session, printed as a span tree and metrics (no collector needed).
     Demo {
@@ -147,15 +161,23 @@ fn main() -> ExitCode {
         tracing_subscriber::registry().with(stderr.with_filter(only_ours)).init();
     }
     let code = match &cli.command {
-        Command::Replay { files } => commands::replay(&cli.global, files),
+        Command::Replay { files, openmetrics, window } => {
+            commands::replay(&cli.global, files, backfill(openmetrics, *window))
+        }
         Command::Follow { file, state, poll_ms, checkpoint_ms } => {
             commands::follow(&cli.global, file, state.as_deref(), *poll_ms, *checkpoint_ms)
         }
-        Command::ImportDb { path, since, follow, state, poll_ms } => {
-            commands::import_db(&cli.global, path, since.as_deref(), *follow, state.as_deref(), *poll_ms)
+        Command::ImportDb { path, since, follow, state, poll_ms, openmetrics, window } => {
+            let backfill = backfill(openmetrics, *window);
+            commands::import_db(&cli.global, path, since.as_deref(), *follow, state.as_deref(), *poll_ms, backfill)
         }
         Command::Demo { sessions } => commands::demo(&cli.global, *sessions),
         Command::Check { input } => commands::check(&cli.global, input),
     };
     ExitCode::from(code)
+}
+
+fn backfill(file: &Option<PathBuf>, window: u64) -> Option<commands::Backfill> {
+    let window = std::time::Duration::from_secs(window.max(1));
+    file.as_ref().map(|file| commands::Backfill { file: file.clone(), window })
 }

@@ -13,7 +13,7 @@ use bamboo_otel::sources::checkpoint;
 use bamboo_otel::sources::db::{completion, MetricsDb, OrderedJd};
 use bamboo_otel::MetricsEvent;
 
-use super::{bridge, flush_timeout, parse_since, send, stop_flag, stopped, Mode};
+use super::{backfill, build, builder, flush_timeout, parse_since, send, stop_flag, stopped, Mode};
 use crate::report::{summary, Problems, Progress, EXIT_EXPORT_FAILED, EXIT_REJECTED};
 use crate::Global;
 
@@ -27,7 +27,15 @@ struct State {
     recent: HashMap<String, f64>,
 }
 
-pub fn import_db(g: &Global, path: &Path, since: Option<&str>, follow: bool, state: Option<&Path>, poll_ms: u64) -> u8 {
+pub fn import_db(
+    g: &Global,
+    path: &Path,
+    since: Option<&str>,
+    follow: bool,
+    state: Option<&Path>,
+    poll_ms: u64,
+    backfill: Option<super::Backfill>,
+) -> u8 {
     let started = Instant::now();
     let stop = stop_flag();
     let since = match since.map(parse_since).transpose() {
@@ -54,7 +62,11 @@ pub fn import_db(g: &Global, path: &Path, since: Option<&str>, follow: bool, sta
     if st.high_water.is_none() {
         st.high_water = since;
     }
-    let bridge = match bridge(g, if follow { Mode::Live } else { Mode::Replay }) {
+    let (b, mut history) = match backfill::start(builder(g, if follow { Mode::Live } else { Mode::Replay }), backfill) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let bridge = match build(b) {
         Ok(b) => b,
         Err(code) => return code,
     };
@@ -88,6 +100,9 @@ pub fn import_db(g: &Global, path: &Path, since: Option<&str>, follow: bool, sta
                     }
                     events += 1;
                     sent_now += 1;
+                    if let Some(h) = history.as_mut() {
+                        h.record(event);
+                    }
                     send(&bridge, event.clone());
                 }
                 if events % 4096 < row.len() as u64 {
@@ -149,8 +164,12 @@ pub fn import_db(g: &Global, path: &Path, since: Option<&str>, follow: bool, sta
     if !g.quiet {
         eprintln!("bamboo-otel: {rows} rows read from {name}");
     }
+    let history_failed = history.is_some_and(|h| !h.write(g));
     let report = bridge.shutdown(flush_timeout(g));
     let code = summary(g.quiet, events, problems.count, &report, started);
+    if history_failed {
+        return EXIT_EXPORT_FAILED.max(code);
+    }
     if (g.strict && problems.count > 0) || (read_failed && !follow) {
         return EXIT_REJECTED.max(code);
     }

@@ -1,5 +1,6 @@
 //! One function per subcommand; each returns the process exit code.
 
+mod backfill;
 mod check;
 mod follow;
 mod import;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use bamboo_otel::{Bridge, BridgeBuilder, ExporterKind, Protocol};
 
+pub use backfill::Backfill;
 pub use check::check;
 pub use follow::follow;
 pub use import::import_db;
@@ -29,6 +31,18 @@ pub enum Mode {
 
 /// The bridge per the environment, with the flags on top.
 pub fn bridge(g: &Global, mode: Mode) -> Result<Bridge, u8> {
+    build(builder(g, mode))
+}
+
+pub fn build(b: BridgeBuilder) -> Result<Bridge, u8> {
+    b.build().map_err(|e| {
+        eprintln!("bamboo-otel: {e}");
+        crate::report::EXIT_EXPORT_FAILED
+    })
+}
+
+/// The builder [`bridge`] builds, for commands that change a setting first.
+pub fn builder(g: &Global, mode: Mode) -> BridgeBuilder {
     let mut b: BridgeBuilder = Bridge::builder();
     if let Some(p) = g.protocol {
         b = b.protocol(protocol(p));
@@ -56,14 +70,10 @@ pub fn bridge(g: &Global, mode: Mode) -> Result<Bridge, u8> {
     if g.console || g.dry_run {
         b = b.traces_exporter(ExporterKind::Console).metrics_exporter(ExporterKind::Console);
     }
-    b = match mode {
+    match mode {
         Mode::Replay => b.replay_clock(),
         Mode::Live => b.flush_open_spans_on_shutdown(false),
-    };
-    b.build().map_err(|e| {
-        eprintln!("bamboo-otel: {e}");
-        crate::report::EXIT_EXPORT_FAILED
-    })
+    }
 }
 
 fn protocol(p: ProtocolArg) -> Protocol {

@@ -6,14 +6,18 @@ use std::time::Instant;
 
 use bamboo_otel::sources::jsonl::{self, JsonLines};
 
-use super::{bridge, flush_timeout, send, stop_flag, stopped, Mode};
+use super::{backfill, bridge, build, builder, flush_timeout, send, stop_flag, stopped, Mode};
 use crate::report::{summary, Problems, Progress, EXIT_EXPORT_FAILED, EXIT_REJECTED};
 use crate::Global;
 
-pub fn replay(g: &Global, files: &[PathBuf]) -> u8 {
+pub fn replay(g: &Global, files: &[PathBuf], backfill: Option<super::Backfill>) -> u8 {
     let started = Instant::now();
     let stop = stop_flag();
-    let bridge = match bridge(g, Mode::Replay) {
+    let (b, mut history) = match backfill::start(builder(g, Mode::Replay), backfill) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let bridge = match build(b) {
         Ok(b) => b,
         Err(code) => return code,
     };
@@ -49,6 +53,9 @@ pub fn replay(g: &Global, files: &[PathBuf]) -> u8 {
             match item {
                 Ok((_, event)) => {
                     events += 1;
+                    if let Some(h) = history.as_mut() {
+                        h.record(&event);
+                    }
                     send(&bridge, event);
                 }
                 Err(p) => {
@@ -68,9 +75,10 @@ pub fn replay(g: &Global, files: &[PathBuf]) -> u8 {
         }
     }
     progress.finish();
+    let history_failed = history.is_some_and(|h| !h.write(g));
     let report = bridge.shutdown(flush_timeout(g));
     let code = summary(g.quiet, events, problems.count, &report, started);
-    if unreadable && code != EXIT_EXPORT_FAILED {
+    if (unreadable || history_failed) && code != EXIT_EXPORT_FAILED {
         return EXIT_EXPORT_FAILED;
     }
     if g.strict && problems.count > 0 {
