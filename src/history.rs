@@ -236,6 +236,14 @@ impl Recorder {
         }
     }
 
+    /// Adds an update that is not the translator's (a count Bamboo keeps in a table of its own) at `at`.
+    pub fn add(&mut self, at: DateTime<Utc>, mut update: MetricUpdate) {
+        if let Some(r) = &self.redact {
+            r.metric(&mut update);
+        }
+        self.windows.add(at, &update);
+    }
+
     /// Ends what is still open (as the bridge does at shutdown) and hands back the windows. A stream with no
     /// timed event at all has no timeline: its few system-event counts are left out.
     pub fn finish(mut self) -> Windows {

@@ -67,6 +67,23 @@ fn history(days_ago_start: DateTime<Utc>) -> Vec<(DateTime<Utc>, MetricsMutation
                     },
                 ));
             }
+            // Execute-sync mismatches: one per session, and a second reason on day 2.
+            m.push((
+                start + Span::seconds(30),
+                MetricsMutation::ExecuteSyncMismatch {
+                    reason: "stale_snapshot".into(),
+                    occurred_at: start + Span::seconds(30),
+                },
+            ));
+            if d == 2 {
+                m.push((
+                    start + Span::seconds(40),
+                    MetricsMutation::ExecuteSyncMismatch {
+                        reason: "lost_lock".into(),
+                        occurred_at: start + Span::seconds(40),
+                    },
+                ));
+            }
             let end = start + Span::minutes(3);
             m.push((
                 end,
@@ -187,6 +204,15 @@ fn a_backfilled_history_answers_on_its_own_days_with_what_the_rows_say() {
         assert_eq!(last(&tokens), input as f64, "day {d}: input tokens");
         let sessions = upto.iter().filter(|m| matches!(m, MetricsMutation::SessionCompleted { .. })).count() as f64;
         assert_eq!(last(&format!("bamboo_sessions_total{{{sel}}}")), sessions, "day {d}: sessions");
+        let mismatches = |reason: &str| {
+            upto.iter()
+                .filter(|m| matches!(m, MetricsMutation::ExecuteSyncMismatch { reason: r, .. } if r == reason))
+                .count() as f64
+        };
+        for reason in ["stale_snapshot", "lost_lock"] {
+            let got = last(&format!("bamboo_execute_sync_mismatches_total{{{sel}, reason=\"{reason}\"}}"));
+            assert_eq!(got, mismatches(reason), "day {d}: {reason} mismatches");
+        }
         // Nothing yet before the data began.
         assert!(query_at(&format!("bamboo_rounds_total{{{sel}}}"), day0 - Span::hours(1)).is_empty());
     }

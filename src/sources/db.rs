@@ -172,6 +172,52 @@ impl MetricsDb {
         Ok(stats)
     }
 
+    /// Every row of `execute_sync_mismatch_metrics`, oldest first; none when the table does not exist (Bamboo
+    /// before 2026.11.1). A row that cannot be read is a [`Problem`] naming its rowid, handed to `problem`.
+    pub fn sync_mismatches(&self, problem: &mut dyn FnMut(Problem)) -> Result<Vec<SyncMismatch>, DbError> {
+        let table = "execute_sync_mismatch_metrics";
+        if self.columns(table)?.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = |source| DbError::Query { path: self.path.clone(), table, source };
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT rowid, reason, mismatch_date, count, updated_at FROM {table} ORDER BY mismatch_date, reason"
+            ))
+            .map_err(q)?;
+        let mut rows = stmt.query([]).map_err(q)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(q)? {
+            let read = || -> Result<SyncMismatch, String> {
+                let day = text(row, "mismatch_date")?;
+                let midnight = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                    .map_err(|e| format!("mismatch_date {day:?} is not a date ({e})"))?
+                    .and_hms_opt(0, 0, 0)
+                    .expect("midnight exists")
+                    .and_utc();
+                let at = opt_text(row, "updated_at")?.and_then(|t| time(&t, "updated_at").ok()).unwrap_or(midnight);
+                Ok(SyncMismatch {
+                    reason: text(row, "reason")?,
+                    count: opt_u64(row, "count")?.unwrap_or(0),
+                    at: at.max(midnight),
+                })
+            };
+            match read() {
+                Ok(m) => out.push(m),
+                Err(message) => {
+                    let rowid: i64 = row.get("rowid").unwrap_or(0);
+                    problem(Problem {
+                        line: 0,
+                        code: "invalid_row",
+                        message: format!("{table} rowid {rowid}: {message}"),
+                    })
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Sessions resumed at least once (a round of run 2 or later), each with its rounds of those runs as events,
     /// oldest first. One pass over the round ids, then an indexed read per resumed session.
     fn resumed_sessions(&self) -> Result<Resumed, DbError> {
@@ -276,6 +322,15 @@ impl MetricsDb {
         }
         Ok(())
     }
+}
+
+/// One row of `execute_sync_mismatch_metrics`: how often `reason` happened on one day, as of `updated_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncMismatch {
+    pub reason: String,
+    pub count: u64,
+    /// The day's last occurrence (the row's `updated_at`), or the day's start when that cannot be read.
+    pub at: DateTime<Utc>,
 }
 
 /// Rounds of runs 2, 3, … of resumed sessions, by session: `runs[0]` is run 2. Sent with their session's row,

@@ -47,6 +47,21 @@ impl History {
         self.recorder.record(event);
     }
 
+    /// Bamboo's execute-sync mismatch counts (a table of their own, one row per reason and day), at their time.
+    pub fn add_sync_mismatches(&mut self, rows: Vec<bamboo_otel::sources::db::SyncMismatch>) {
+        use bamboo_otel::semconv::{self as sc, Instrument};
+        use bamboo_otel::translate::{KeyValue, MetricUpdate, MetricValue};
+        for m in rows {
+            let attributes = vec![KeyValue::new(sc::REASON, m.reason)];
+            let update = MetricUpdate {
+                instrument: Instrument::ExecuteSyncMismatches,
+                value: MetricValue::U64(m.count),
+                attributes,
+            };
+            self.recorder.add(m.at, update);
+        }
+    }
+
     /// Writes the file; false (after saying why) if it could not be written.
     pub fn write(self, g: &Global) -> bool {
         let windows = self.recorder.finish();

@@ -164,6 +164,15 @@ pub fn import_db(
     if !g.quiet {
         eprintln!("bamboo-otel: {rows} rows read from {name}");
     }
+    if let Some(h) = history.as_mut() {
+        match db.sync_mismatches(&mut |p| problems.report(&name, &p)) {
+            Ok(rows) => h.add_sync_mismatches(rows),
+            Err(e) => {
+                eprintln!("bamboo-otel: {e}");
+                read_failed = true;
+            }
+        }
+    }
     let history_failed = history.is_some_and(|h| !h.write(g));
     let report = bridge.shutdown(flush_timeout(g));
     let code = summary(g.quiet, events, problems.count, &report, started);
