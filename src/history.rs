@@ -15,7 +15,7 @@
 //! use chrono::{TimeZone, Utc};
 //!
 //! let mut w = Windows::new(std::time::Duration::from_secs(60));
-//! let at = |s| Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap();
+//! let at = |s: i64| Utc.timestamp_opt(1_700_000_000 + s, 0).unwrap();
 //! let rounds = |n| MetricUpdate { instrument: Instrument::Rounds, value: MetricValue::U64(n), attributes: vec![KeyValue::fixed("bamboo.round.status", "success")] };
 //! w.add(at(10), &rounds(2));
 //! w.add(at(200), &rounds(1));
