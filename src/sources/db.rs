@@ -30,51 +30,6 @@ pub enum DbError {
     Query { path: PathBuf, table: &'static str, source: rusqlite::Error },
 }
 
-/// The columns every generation of the schema has (WIRE.md); later additions are optional.
-const REQUIRED: &[(&str, &[&str])] = &[
-    (
-        "session_metrics",
-        &["session_id", "model", "started_at", "completed_at", "status", "message_count", "updated_at"],
-    ),
-    (
-        "round_metrics",
-        &[
-            "round_id",
-            "session_id",
-            "model",
-            "started_at",
-            "completed_at",
-            "status",
-            "prompt_tokens",
-            "completion_tokens",
-            "total_tokens",
-            "error",
-        ],
-    ),
-    (
-        "tool_call_metrics",
-        &["tool_call_id", "round_id", "session_id", "tool_name", "started_at", "completed_at", "success"],
-    ),
-    (
-        "forward_request_metrics",
-        &[
-            "forward_id",
-            "endpoint",
-            "model",
-            "is_stream",
-            "started_at",
-            "completed_at",
-            "status_code",
-            "status",
-            "prompt_tokens",
-            "completion_tokens",
-            "total_tokens",
-            "error",
-            "updated_at",
-        ],
-    ),
-];
-
 /// What one scan read.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ScanStats {
@@ -135,13 +90,16 @@ impl MetricsDb {
         Ok(db)
     }
 
+    /// Every table the scan reads must have the columns every generation of the schema has (WIRE.md): the ones
+    /// it reads and the ones its change time comes from. Later additions are optional.
     fn check_schema(&self) -> Result<(), DbError> {
-        for (table, columns) in REQUIRED {
-            let present = self.columns(table)?;
+        for t in TABLES {
+            let (table, present) = (t.name, self.columns(t.name)?);
             if present.is_empty() {
                 return Err(DbError::MissingTable { path: self.path.clone(), table });
             }
-            if let Some(column) = columns.iter().find(|c| !present.iter().any(|p| p == *c)) {
+            let required = t.columns.iter().chain(t.changed);
+            if let Some(column) = required.copied().find(|c| !present.iter().any(|p| p == c)) {
                 return Err(DbError::MissingColumn { path: self.path.clone(), table, column });
             }
         }
@@ -165,7 +123,7 @@ impl MetricsDb {
     pub fn scan(&self, since: Option<OrderedJd>, sink: &mut RowSink<'_>) -> Result<ScanStats, DbError> {
         let mut stats = ScanStats::default();
         let since = since.map(|s| s.0);
-        let resumed = self.resumed_sessions()?;
+        let resumed = self.resumed_sessions(since)?;
         for table in TABLES {
             self.scan_table(table, since, &resumed, &mut stats, sink)?;
         }
@@ -219,16 +177,24 @@ impl MetricsDb {
     }
 
     /// Sessions resumed at least once (a round of run 2 or later), each with its rounds of those runs as events,
-    /// oldest first. One pass over the round ids, then an indexed read per resumed session.
-    fn resumed_sessions(&self) -> Result<Resumed, DbError> {
+    /// oldest first: of the sessions changed since `since`, those with a later run, then an indexed read each.
+    fn resumed_sessions(&self, since: Option<f64>) -> Result<Resumed, DbError> {
         let table = "round_metrics";
         let q = |source| DbError::Query { path: self.path.clone(), table, source };
+        // Only the sessions this scan reads, and only those with a round past run 1 (every Bamboo round id has
+        // `-run-1-round-` until a session is resumed): a poll of a big database stays an indexed lookup.
+        let sessions = TABLES.iter().find(|t| t.name == "session_metrics").expect("listed");
+        let changed = sessions.changed_sql();
         let mut ids = self
             .conn
-            .prepare("SELECT DISTINCT session_id FROM round_metrics WHERE round_id LIKE '%-run-%-round-%'")
+            .prepare(&format!(
+                "SELECT session_id FROM session_metrics s WHERE (?1 IS NULL OR julianday({changed}) >= ?1) \
+                 AND EXISTS (SELECT 1 FROM round_metrics r WHERE r.session_id = s.session_id \
+                 AND r.round_id LIKE '%-run-%-round-%' AND r.round_id NOT LIKE '%-run-1-round-%')"
+            ))
             .map_err(q)?;
         let candidates: Vec<String> =
-            ids.query_map([], |r| r.get(0)).map_err(q)?.collect::<Result<_, _>>().map_err(q)?;
+            ids.query_map([since], |r| r.get(0)).map_err(q)?.collect::<Result<_, _>>().map_err(q)?;
         let rounds = TABLES.iter().find(|t| t.name == table).expect("listed");
         let sql = format!(
             "SELECT {} FROM round_metrics WHERE session_id = ?1 ORDER BY julianday(started_at)",
@@ -290,7 +256,7 @@ impl MetricsDb {
     ) -> Result<(), DbError> {
         let name = table.name;
         let q = |source| DbError::Query { path: self.path.clone(), table: name, source };
-        let (columns, changed) = (self.select_list(table)?, table.changed);
+        let (columns, changed) = (self.select_list(table)?, table.changed_sql());
         let sql = format!(
             "SELECT {columns}, julianday({changed}) AS jd FROM {name} \
              WHERE ?1 IS NULL OR julianday({changed}) >= ?1 ORDER BY julianday(started_at)"
@@ -361,8 +327,16 @@ struct Table {
     columns: &'static [&'static str],
     /// Read when present; `NULL` (unknown) on databases written before they existed.
     optional: &'static [&'static str],
-    changed: &'static str,
+    /// When a row last changed: the first of these that is set.
+    changed: &'static [&'static str],
     to_events: fn(&Resumed, &Row<'_>, &mut Vec<MetricsEvent>) -> Result<(), String>,
+}
+
+impl Table {
+    /// The row's change time, as SQL.
+    fn changed_sql(&self) -> String {
+        format!("coalesce({})", self.changed.join(", "))
+    }
 }
 
 const TABLES: &[Table] = &[
@@ -381,14 +355,14 @@ const TABLES: &[Table] = &[
             "error",
         ],
         optional: &["prompt_cached_tool_outputs", "prompt_cached_tool_tokens_saved"],
-        changed: "coalesce(completed_at, started_at)",
+        changed: &["completed_at", "started_at"],
         to_events: round_events,
     },
     Table {
         name: "tool_call_metrics",
         columns: &["tool_call_id", "round_id", "session_id", "tool_name", "started_at", "completed_at", "success"],
         optional: &["error"],
-        changed: "coalesce(completed_at, started_at)",
+        changed: &["completed_at", "started_at"],
         to_events: tool_events,
     },
     Table {
@@ -413,7 +387,7 @@ const TABLES: &[Table] = &[
             "cache_write_input_tokens",
             "reasoning_output_tokens",
         ],
-        changed: "coalesce(updated_at, completed_at, started_at)",
+        changed: &["updated_at", "completed_at", "started_at"],
         to_events: forward_events,
     },
     // Sessions last: a session's span is emitted at its completion, so its rounds must be in by then for its
@@ -422,7 +396,7 @@ const TABLES: &[Table] = &[
         name: "session_metrics",
         columns: &["session_id", "model", "started_at", "completed_at", "status", "message_count"],
         optional: &[],
-        changed: "coalesce(updated_at, completed_at, started_at)",
+        changed: &["updated_at", "completed_at", "started_at"],
         to_events: session_events,
     },
 ];
