@@ -232,13 +232,7 @@ impl Translator {
 
 /// The cache and reasoning counts the provider reported; each only when present (absent is unknown, not zero).
 fn detail_attrs(d: &TokenDetails, attrs: &mut Vec<KeyValue>) {
-    let known = [
-        (sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, d.cache_read_input_tokens),
-        (sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, d.cache_creation_input_tokens),
-        (sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, d.reasoning_output_tokens),
-        (sc::BAMBOO_USAGE_CACHE_WRITE_INPUT_TOKENS, d.cache_write_input_tokens),
-    ];
-    for (key, n) in known {
+    for (_, key, n) in token_details(d) {
         if let Some(n) = n {
             attrs.push(KeyValue::new(key, n));
         }

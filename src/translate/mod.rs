@@ -389,6 +389,17 @@ fn genai_metric_attrs(operation: &str, model: Option<&str>, provider: Option<&Co
     attrs
 }
 
+/// Each token detail a provider may report: its `gen_ai.token.type`, its span attribute, and its count if
+/// reported (absent is unknown, not zero).
+fn token_details(d: &crate::events::TokenDetails) -> [(&'static str, &'static str, Option<u64>); 4] {
+    [
+        (sc::TOKEN_TYPE_CACHE_READ, sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, d.cache_read_input_tokens),
+        (sc::TOKEN_TYPE_CACHE_CREATION, sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, d.cache_creation_input_tokens),
+        (sc::TOKEN_TYPE_REASONING, sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, d.reasoning_output_tokens),
+        (sc::TOKEN_TYPE_CACHE_WRITE, sc::BAMBOO_USAGE_CACHE_WRITE_INPUT_TOKENS, d.cache_write_input_tokens),
+    ]
+}
+
 /// The `bamboo.usage.tokens` points of one operation: every type the provider reported, zero included.
 fn usage_token_counts(
     base: &[KeyValue],
@@ -396,16 +407,10 @@ fn usage_token_counts(
     details: Option<&crate::events::TokenDetails>,
     out: &mut Output,
 ) {
-    let d = details.copied().unwrap_or_default();
-    let kinds = [
-        (sc::TOKEN_TYPE_INPUT, Some(usage.prompt_tokens)),
-        (sc::TOKEN_TYPE_OUTPUT, Some(usage.completion_tokens)),
-        (sc::TOKEN_TYPE_CACHE_READ, d.cache_read_input_tokens),
-        (sc::TOKEN_TYPE_CACHE_CREATION, d.cache_creation_input_tokens),
-        (sc::TOKEN_TYPE_CACHE_WRITE, d.cache_write_input_tokens),
-        (sc::TOKEN_TYPE_REASONING, d.reasoning_output_tokens),
-    ];
-    for (kind, n) in kinds {
+    let plain =
+        [(sc::TOKEN_TYPE_INPUT, Some(usage.prompt_tokens)), (sc::TOKEN_TYPE_OUTPUT, Some(usage.completion_tokens))];
+    let detailed = details.map(token_details).into_iter().flatten().map(|(kind, _, n)| (kind, n));
+    for (kind, n) in plain.into_iter().chain(detailed) {
         if let Some(n) = n {
             let mut attrs = base.to_vec();
             attrs.push(KeyValue::fixed(sc::GEN_AI_TOKEN_TYPE, kind));
