@@ -122,6 +122,18 @@ impl<S> OtelStorage<S> {
         out
     }
 
+    /// One write: `write` (the inner storage's) runs first; the events of `m` follow only if it succeeded.
+    async fn tee(
+        &self,
+        m: MetricsMutation,
+        write: impl std::future::Future<Output = MetricsResult<()>>,
+    ) -> MetricsResult<()> {
+        let events = self.events_of(&m);
+        let r = write.await;
+        self.hand_on(events, &r);
+        r
+    }
+
     fn hand_on(&self, events: Vec<MetricsEvent>, result: &MetricsResult<()>) {
         if result.is_err() {
             self.failed_writes.fetch_add(1, Ordering::Relaxed);
@@ -398,10 +410,7 @@ impl<S: MetricsStorage> MetricsStorage for OtelStorage<S> {
         started_at: DateTime<Utc>,
     ) -> MetricsResult<()> {
         let m = MetricsMutation::SessionStarted { session_id: session_id.into(), model: model.into(), started_at };
-        let events = self.events_of(&m);
-        let r = self.inner.upsert_session_start(session_id, model, started_at).await;
-        self.hand_on(events, &r);
-        r
+        self.tee(m, self.inner.upsert_session_start(session_id, model, started_at)).await
     }
 
     async fn update_session_message_count(
@@ -411,10 +420,7 @@ impl<S: MetricsStorage> MetricsStorage for OtelStorage<S> {
         updated_at: DateTime<Utc>,
     ) -> MetricsResult<()> {
         let m = MetricsMutation::SessionMessageCount { session_id: session_id.into(), message_count, updated_at };
-        let events = self.events_of(&m);
-        let r = self.inner.update_session_message_count(session_id, message_count, updated_at).await;
-        self.hand_on(events, &r);
-        r
+        self.tee(m, self.inner.update_session_message_count(session_id, message_count, updated_at)).await
     }
 
     async fn complete_session(
@@ -424,10 +430,7 @@ impl<S: MetricsStorage> MetricsStorage for OtelStorage<S> {
         completed_at: DateTime<Utc>,
     ) -> MetricsResult<()> {
         let m = MetricsMutation::SessionCompleted { session_id: session_id.into(), status, completed_at };
-        let events = self.events_of(&m);
-        let r = self.inner.complete_session(session_id, status, completed_at).await;
-        self.hand_on(events, &r);
-        r
+        self.tee(m, self.inner.complete_session(session_id, status, completed_at)).await
     }
 
     async fn insert_round_start(
@@ -443,10 +446,7 @@ impl<S: MetricsStorage> MetricsStorage for OtelStorage<S> {
             model: model.into(),
             started_at,
         };
-        let events = self.events_of(&m);
-        let r = self.inner.insert_round_start(round_id, session_id, model, started_at).await;
-        self.hand_on(events, &r);
-        r
+        self.tee(m, self.inner.insert_round_start(round_id, session_id, model, started_at)).await
     }
 
     async fn record_prompt_memory_exposure(&self, observation: &PromptMemoryExposureObservation) -> MetricsResult<()> {
@@ -472,10 +472,9 @@ impl<S: MetricsStorage> MetricsStorage for OtelStorage<S> {
             prompt_cached_tool_tokens_saved,
             error: error.clone(),
         };
-        let events = self.events_of(&m);
-        let r = self
-            .inner
-            .complete_round(
+        self.tee(
+            m,
+            self.inner.complete_round(
                 round_id,
                 completed_at,
                 status,
@@ -483,10 +482,9 @@ impl<S: MetricsStorage> MetricsStorage for OtelStorage<S> {
                 prompt_cached_tool_outputs,
                 prompt_cached_tool_tokens_saved,
                 error,
-            )
-            .await;
-        self.hand_on(events, &r);
-        r
+            ),
+        )
+        .await
     }
 
     async fn record_round_compression(
@@ -513,18 +511,12 @@ impl<S: MetricsStorage> MetricsStorage for OtelStorage<S> {
             tool_name: tool_name.into(),
             started_at,
         };
-        let events = self.events_of(&m);
-        let r = self.inner.insert_tool_start(tool_call_id, round_id, session_id, tool_name, started_at).await;
-        self.hand_on(events, &r);
-        r
+        self.tee(m, self.inner.insert_tool_start(tool_call_id, round_id, session_id, tool_name, started_at)).await
     }
 
     async fn complete_tool_call(&self, tool_call_id: &str, completion: ToolCallCompletion) -> MetricsResult<()> {
         let m = MetricsMutation::ToolCompleted { tool_call_id: tool_call_id.into(), completion: completion.clone() };
-        let events = self.events_of(&m);
-        let r = self.inner.complete_tool_call(tool_call_id, completion).await;
-        self.hand_on(events, &r);
-        r
+        self.tee(m, self.inner.complete_tool_call(tool_call_id, completion)).await
     }
 
     async fn insert_forward_start(
@@ -542,10 +534,7 @@ impl<S: MetricsStorage> MetricsStorage for OtelStorage<S> {
             is_stream,
             started_at,
         };
-        let events = self.events_of(&m);
-        let r = self.inner.insert_forward_start(forward_id, endpoint, model, is_stream, started_at).await;
-        self.hand_on(events, &r);
-        r
+        self.tee(m, self.inner.insert_forward_start(forward_id, endpoint, model, is_stream, started_at)).await
     }
 
     async fn complete_forward(
@@ -567,13 +556,11 @@ impl<S: MetricsStorage> MetricsStorage for OtelStorage<S> {
             token_details,
             error: error.clone(),
         };
-        let events = self.events_of(&m);
-        let r = self
-            .inner
-            .complete_forward(forward_id, completed_at, status_code, status, usage, token_details, error)
-            .await;
-        self.hand_on(events, &r);
-        r
+        self.tee(
+            m,
+            self.inner.complete_forward(forward_id, completed_at, status_code, status, usage, token_details, error),
+        )
+        .await
     }
 
     async fn forward_summary(&self, filter: ForwardMetricsFilter) -> MetricsResult<ForwardMetricsSummary> {
