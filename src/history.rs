@@ -84,7 +84,8 @@ impl Windows {
         }
     }
 
-    /// How many samples [`write_openmetrics`](Self::write_openmetrics) writes per histogram line kind, or counter.
+    /// How many points [`write_openmetrics`](Self::write_openmetrics) writes: one per series and window with a
+    /// change (for a histogram, its buckets, sum and count together).
     pub fn points(&self) -> usize {
         self.series.values().map(BTreeMap::len).sum()
     }

@@ -94,12 +94,12 @@ fn drive(c: &MetricsCollector, salt: &str, base: DateTime<Utc>) {
 }
 
 /// Runs `drive` on a collector over `storage` and waits until the collector has drained and let it go.
-fn record_through<S: MetricsStorage + 'static>(storage: Arc<S>, salt: &str, base: DateTime<Utc>) {
+fn record_through<S: MetricsStorage + 'static>(storage: Arc<S>, drive: impl FnOnce(&MetricsCollector)) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let owners = Arc::strong_count(&storage);
     rt.block_on(async {
         let collector = MetricsCollector::spawn(storage.clone(), 90);
-        drive(&collector, salt, base);
+        drive(&collector);
         drop(collector);
         // The consumer owns a clone until it has written everything it accepted.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -169,6 +169,29 @@ fn import_path_traces(db: &Path) -> HashMap<String, usize> {
     traces
 }
 
+/// A bridge exporting traces only, to Jaeger, as `service`.
+fn jaeger_bridge(service: &str) -> Bridge {
+    Bridge::builder()
+        .service_name(service)
+        .traces_endpoint(JAEGER_OTLP_GRPC, Protocol::Grpc)
+        .metrics_exporter(bamboo_otel::ExporterKind::None)
+        .build()
+        .unwrap()
+}
+
+/// `bamboo-otel import-db db`, traces to Jaeger as `service`.
+fn import_db(db: &Path, service: &str) {
+    let out = Command::new(BIN)
+        .arg("import-db")
+        .arg(db)
+        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", JAEGER_OTLP_GRPC)
+        .env("OTEL_METRICS_EXPORTER", "none")
+        .env("OTEL_SERVICE_NAME", service)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 fn attr_f64(span: &StoredSpan, key: &str) -> Option<f64> {
     span.attrs().get(key).and_then(Value::as_f64)
 }
@@ -182,16 +205,11 @@ fn the_tee_leaves_bamboos_rows_alone_and_exports_exactly_what_import_db_makes_of
 
     // Bamboo alone, and Bamboo through the tee, the same calls.
     let plain_db = dir.join("plain.db");
-    record_through(Arc::new(SqliteMetricsStorage::new(&plain_db)), &salt, base);
+    record_through(Arc::new(SqliteMetricsStorage::new(&plain_db)), |c| drive(c, &salt, base));
     let tee_db = dir.join("metrics.db");
-    let bridge = Bridge::builder()
-        .service_name(&tee_service)
-        .traces_endpoint(JAEGER_OTLP_GRPC, Protocol::Grpc)
-        .metrics_exporter(bamboo_otel::ExporterKind::None)
-        .build()
-        .unwrap();
+    let bridge = jaeger_bridge(&tee_service);
     let tee = Arc::new(OtelStorage::new(SqliteMetricsStorage::new(&tee_db), bridge.clone()));
-    record_through(tee.clone(), &salt, base);
+    record_through(tee.clone(), |c| drive(c, &salt, base));
     let stats = tee.stats();
     assert_eq!((stats.unknown_start, stats.failed_writes), (0, 0), "{stats:?}");
     assert!(stats.forwarded > 0);
@@ -204,15 +222,7 @@ fn the_tee_leaves_bamboos_rows_alone_and_exports_exactly_what_import_db_makes_of
     assert_eq!(plain, teed, "the tee changed what Bamboo writes");
 
     // 2. import-db of that same file, into the same Jaeger under another service.
-    let out = Command::new(BIN)
-        .arg("import-db")
-        .arg(&tee_db)
-        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", JAEGER_OTLP_GRPC)
-        .env("OTEL_METRICS_EXPORTER", "none")
-        .env("OTEL_SERVICE_NAME", &import_service)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    import_db(&tee_db, &import_service);
 
     // Both paths make the same trace ids, so each trace holds every span twice: once per service.
     let want: HashMap<String, usize> = import_path_traces(&tee_db).into_iter().map(|(t, n)| (t, 2 * n)).collect();
@@ -307,33 +317,11 @@ fn a_resumed_session_shows_both_runs_from_the_tee_and_from_import_db_with_the_sa
     let base = Utc::now() - chrono::Duration::minutes(10);
     let (tee_service, import_service) = (format!("tee-r-{salt}"), format!("import-r-{salt}"));
     let db = dir.join("metrics.db");
-    let bridge = Bridge::builder()
-        .service_name(&tee_service)
-        .traces_endpoint(JAEGER_OTLP_GRPC, Protocol::Grpc)
-        .metrics_exporter(bamboo_otel::ExporterKind::None)
-        .build()
-        .unwrap();
+    let bridge = jaeger_bridge(&tee_service);
     let tee = Arc::new(OtelStorage::new(SqliteMetricsStorage::new(&db), bridge.clone()));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let owners = Arc::strong_count(&tee);
-    rt.block_on(async {
-        let collector = MetricsCollector::spawn(tee.clone(), 90);
-        drive_resumed(&collector, &salt, base);
-        drop(collector);
-        while Arc::strong_count(&tee) > owners {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    });
+    record_through(tee.clone(), |c| drive_resumed(c, &salt, base));
     assert!(!bridge.shutdown(Duration::from_secs(20)).export_failed());
-    let out = Command::new(BIN)
-        .arg("import-db")
-        .arg(&db)
-        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", JAEGER_OTLP_GRPC)
-        .env("OTEL_METRICS_EXPORTER", "none")
-        .env("OTEL_SERVICE_NAME", &import_service)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    import_db(&db, &import_service);
 
     // One trace: 2 runs + 3 rounds, from each service.
     let want = import_path_traces(&db);

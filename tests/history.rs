@@ -14,18 +14,11 @@ use bamboo_metrics::types::{RoundStatus, SessionStatus, TokenUsage};
 use bamboo_metrics::SqliteMetricsStorage;
 use chrono::{DateTime, Duration as Span, DurationRound, Utc};
 use common::backends::{instant_vector, poll, salt, urlencode};
+use common::collector::server_bin;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bamboo-otel");
 const PROM: &str = "127.0.0.1:19092";
-
-fn server_bin(name: &str) -> PathBuf {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(repo.join("scripts/backends.sh")).args(["bin", name]).output().unwrap();
-    let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-    assert!(path.is_file(), "{} is not built: run scripts/backends.sh start", path.display());
-    path
-}
 
 /// Day `d` (0, 1, 2) has `d + 1` sessions; session `s` of it has three rounds a minute apart, each
 /// `100 × (d + 1)` input and `10` output tokens, the last one failed on day 2.

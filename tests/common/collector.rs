@@ -15,7 +15,12 @@ fn repo() -> PathBuf {
 
 /// The collector binary's path, as `scripts/backends.sh bin otelcol` names it.
 pub fn otelcol_bin() -> PathBuf {
-    let out = Command::new(repo().join("scripts/backends.sh")).args(["bin", "otelcol"]).output().unwrap();
+    server_bin("otelcol")
+}
+
+/// A server binary `scripts/backends.sh` built (`jaeger`, `prometheus`, `promtool`, `otelcol`).
+pub fn server_bin(name: &str) -> PathBuf {
+    let out = Command::new(repo().join("scripts/backends.sh")).args(["bin", name]).output().unwrap();
     let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
     assert!(path.is_file(), "{} is not built: run scripts/backends.sh start", path.display());
     path
