@@ -246,6 +246,24 @@ fn parse_pairs(name: &str, value: &str, secret: bool) -> Result<Vec<(String, Str
 }
 
 impl Settings {
+    /// The resource every export carries: the configured attributes, `service.name` (configured, else
+    /// `bamboo-agent`), `service.instance.id` (configured, else a fresh UUID: cumulative series from two
+    /// processes, a restarted sidecar or many agents, must not share an identity, or the backend sees one counter
+    /// going up and down) and the SDK's `telemetry.sdk.*`.
+    pub fn resource_attributes(&self) -> Vec<(String, String)> {
+        let find = |key: &str| self.resource.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let service =
+            self.service_name.clone().or_else(|| find("service.name")).unwrap_or_else(|| "bamboo-agent".into());
+        let instance = find("service.instance.id").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut attrs: Vec<(String, String)> =
+            self.resource.iter().filter(|(k, _)| k != "service.name" && k != "service.instance.id").cloned().collect();
+        attrs.push(("service.name".into(), service));
+        attrs.push(("service.instance.id".into(), instance));
+        attrs.push(("telemetry.sdk.language".into(), "rust".into()));
+        attrs.push(("telemetry.sdk.name".into(), "opentelemetry".into()));
+        attrs
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Settings, BuildError> {
         Self::from_lookup(&|k| std::env::var(k).ok())

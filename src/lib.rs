@@ -30,6 +30,8 @@ pub mod semconv;
 #[cfg(feature = "sources")]
 pub mod sources;
 pub mod translate;
+#[cfg(any(feature = "http", feature = "grpc"))]
+pub mod wire;
 
 /// The OpenTelemetry crates this one is built on, so callers name the same versions.
 #[cfg(feature = "otel")]

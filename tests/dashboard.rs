@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bamboo_otel::console::MetricTotals;
-use bamboo_otel::events::{EventMeta, ForwardEvent, ForwardStatus, TokenDetails, TokenUsage};
 use bamboo_otel::semconv::Instrument;
 use bamboo_otel::translate::Output;
 use bamboo_otel::{Bridge, ExporterKind, MetricsEvent, Protocol};
@@ -107,60 +106,6 @@ fn stream() -> Vec<MetricsEvent> {
     events.extend(bamboo_otel::demo::agent_session(base));
     events.extend(with_token_details(base));
     events
-}
-
-/// Forwarded requests with the cache and reasoning counts Bamboo's storage path carries (the sample stream,
-/// from the event path, has none), so the cost row's cache and reasoning panels have data.
-fn with_token_details(base: chrono::DateTime<chrono::Utc>) -> Vec<MetricsEvent> {
-    let mut out = Vec::new();
-    let details = [
-        (
-            "openai.chat_completions",
-            "gpt-5",
-            TokenDetails {
-                cache_read_input_tokens: Some(3000),
-                reasoning_output_tokens: Some(400),
-                ..Default::default()
-            },
-        ),
-        (
-            "anthropic.messages",
-            "claude-sonnet-4-5",
-            TokenDetails {
-                cache_read_input_tokens: Some(6000),
-                cache_creation_input_tokens: Some(1000),
-                ..Default::default()
-            },
-        ),
-    ];
-    for (n, (endpoint, model, d)) in details.into_iter().enumerate() {
-        let at = base + chrono::Duration::seconds(30 + n as i64);
-        let id = format!("details-{n}");
-        out.push(
-            ForwardEvent::RequestStarted {
-                meta: EventMeta::at(format!("{id}-s"), at, None),
-                request_id: id.clone(),
-                endpoint: endpoint.into(),
-                model: model.into(),
-                is_stream: false,
-            }
-            .into(),
-        );
-        out.push(
-            ForwardEvent::RequestCompleted {
-                meta: EventMeta::at(format!("{id}-c"), at + chrono::Duration::seconds(2), None),
-                request_id: id,
-                status_code: 200,
-                status: ForwardStatus::Success,
-                usage: Some(TokenUsage { prompt_tokens: 10_000, completion_tokens: 900, total_tokens: 10_900 }),
-                latency_ms: 2000,
-                error: None,
-                token_details: Some(d),
-            }
-            .into(),
-        );
-    }
-    out
 }
 
 fn translate(events: &[MetricsEvent]) -> Output {

@@ -65,6 +65,7 @@ mod tests {
             instrument: Instrument::ToolCalls,
             value: MetricValue::U64(1),
             attributes: vec![KeyValue::new(sc::GEN_AI_TOOL_NAME, name)],
+            span: None,
         }
     }
 

@@ -204,29 +204,8 @@ fn http_client_trusting(ca: &CaFile, timeout: Duration) -> Result<reqwest::Clien
 /// `bamboo-agent`), `service.instance.id` (configured, else a fresh UUID) and the configured attributes
 /// (`OTEL_RESOURCE_ATTRIBUTES` and the builder's).
 pub(crate) fn resource(s: &Settings) -> Resource {
-    let service = s
-        .service_name
-        .clone()
-        .or_else(|| s.resource.iter().find(|(k, _)| k == "service.name").map(|(_, v)| v.clone()))
-        .unwrap_or_else(|| "bamboo-agent".to_owned());
-    // One per bridge unless configured: cumulative series from two processes (a restarted sidecar, many agents)
-    // must not share an identity, or the backend sees one counter going up and down.
-    let instance = s
-        .resource
-        .iter()
-        .find(|(k, _)| k == "service.instance.id")
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), |(_, v)| v.clone());
     Resource::builder_empty()
-        .with_attributes(
-            s.resource
-                .iter()
-                .filter(|(k, _)| k != "service.name" && k != "service.instance.id")
-                .map(|(k, v)| OtelKv::new(k.clone(), v.clone())),
-        )
-        .with_service_name(service)
-        .with_attribute(OtelKv::new("service.instance.id", instance))
-        .with_attribute(OtelKv::new("telemetry.sdk.language", "rust"))
-        .with_attribute(OtelKv::new("telemetry.sdk.name", "opentelemetry"))
+        .with_attributes(s.resource_attributes().into_iter().map(|(k, v)| OtelKv::new(k, v)))
         .build()
 }
 

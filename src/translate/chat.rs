@@ -351,14 +351,15 @@ impl Translator {
             if let Some(m) = model {
                 agent_attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, m));
             }
+            let this = SpanRef { trace_id: span.trace_id, span_id: span.span_id };
             if !run.cost.is_nan() {
-                out.metric(Instrument::SessionCost, MetricValue::F64(run.cost), agent_attrs.clone());
+                out.measure(this, Instrument::SessionCost, run.cost, agent_attrs.clone());
             }
             if let Some(e) = error_type {
                 agent_attrs.push(KeyValue::fixed(sc::ERROR_TYPE, e));
             }
             let seconds = (span.end - span.start).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6;
-            out.metric(Instrument::InvokeAgentDuration, MetricValue::F64(seconds), agent_attrs);
+            out.measure(this, Instrument::InvokeAgentDuration, seconds, agent_attrs);
         }
         self.emitted(span, out);
     }
@@ -544,14 +545,16 @@ impl Translator {
         };
         common_attrs(&trace, incomplete, &mut attrs);
 
+        let span_id = SpanId(rkey.to_be_bytes());
         if let Some(done) = &round.completion {
+            let this = SpanRef { trace_id: trace.id, span_id };
             let mut base = genai_metric_attrs(sc::OP_CHAT, model.as_deref(), provider.as_ref());
-            token_metrics(&base, done.usage.prompt_tokens, done.usage.completion_tokens, out);
+            token_metrics(this, &base, done.usage.prompt_tokens, done.usage.completion_tokens, out);
             usage_token_counts(&base, &done.usage, None, out);
             if done.status == RoundStatus::Error {
                 base.push(KeyValue::fixed(sc::ERROR_TYPE, sc::ERROR_TYPE_OTHER));
             }
-            out.metric(Instrument::OperationDuration, MetricValue::F64(seconds(done.latency_ms)), base);
+            out.measure(this, Instrument::OperationDuration, seconds(done.latency_ms), base);
             let mut counter = vec![KeyValue::new(sc::BAMBOO_ROUND_STATUS, done.status.as_str())];
             if let Some(m) = &model {
                 counter.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, &**m));
@@ -561,7 +564,7 @@ impl Translator {
 
         let span = SpanRecord {
             trace_id: trace.id,
-            span_id: SpanId(rkey.to_be_bytes()),
+            span_id,
             parent_span_id: Some(round.parent),
             name: genai::span_name(sc::OP_CHAT, model.as_deref()),
             kind: SpanKind::Client,
@@ -618,7 +621,8 @@ impl Translator {
             vec![KeyValue::new(sc::GEN_AI_TOOL_NAME, tool_name), KeyValue::new(sc::BAMBOO_TOOL_SUCCESS, success)];
         let mut duration_attrs = metric_attrs.clone();
         duration_attrs.push(KeyValue::new(sc::GEN_AI_AGENT_NAME, agent));
-        out.metric(Instrument::ToolDuration, MetricValue::F64(seconds(latency_ms)), duration_attrs);
+        let this = SpanRef { trace_id: trace.id, span_id };
+        out.measure(this, Instrument::ToolDuration, seconds(latency_ms), duration_attrs);
         out.count(Instrument::ToolCalls, 1, metric_attrs);
 
         let span = SpanRecord {

@@ -182,10 +182,12 @@ impl Translator {
         };
         common_attrs(&trace, incomplete, &mut attrs);
 
+        let span_id = SpanId(key.to_be_bytes());
         if let Some(done) = &req.completion {
+            let this = SpanRef { trace_id: trace.id, span_id };
             let mut base = genai_metric_attrs(operation, model, provider.as_ref());
             if let Some(u) = done.usage {
-                token_metrics(&base, u.prompt_tokens, u.completion_tokens, out);
+                token_metrics(this, &base, u.prompt_tokens, u.completion_tokens, out);
                 usage_token_counts(&base, &u, done.details.as_ref(), out);
             }
             if let Some(error_type) = forward_error_type(done) {
@@ -193,7 +195,7 @@ impl Translator {
             }
             // Tells forwarded requests from agent rounds in the shared duration histogram (a logical id, few values).
             base.push(KeyValue::new(sc::BAMBOO_FORWARD_ENDPOINT, endpoint.unwrap_or(sc::SPAN_FORWARD_UNKNOWN)));
-            out.metric(Instrument::OperationDuration, MetricValue::F64(seconds(done.latency_ms)), base);
+            out.measure(this, Instrument::OperationDuration, seconds(done.latency_ms), base);
             out.count(
                 Instrument::ForwardRequests,
                 1,
@@ -207,7 +209,7 @@ impl Translator {
 
         let span = SpanRecord {
             trace_id: trace.id,
-            span_id: SpanId(key.to_be_bytes()),
+            span_id,
             parent_span_id: None,
             name: genai::span_name(operation, model),
             kind: SpanKind::Client,

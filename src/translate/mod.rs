@@ -465,12 +465,12 @@ impl Translator {
     }
 }
 
-/// Records token usage (input and output points) with the given base attributes.
-fn token_metrics(base: &[KeyValue], input: u64, output: u64, out: &mut Output) {
+/// Records token usage of one span (input and output points) with the given base attributes.
+fn token_metrics(span: SpanRef, base: &[KeyValue], input: u64, output: u64, out: &mut Output) {
     for (kind, n) in [(sc::TOKEN_TYPE_INPUT, input), (sc::TOKEN_TYPE_OUTPUT, output)] {
         let mut attrs = base.to_vec();
         attrs.push(KeyValue::fixed(sc::GEN_AI_TOKEN_TYPE, kind));
-        out.metric(Instrument::TokenUsage, MetricValue::F64(n as f64), attrs);
+        out.measure(span, Instrument::TokenUsage, n as f64, attrs);
     }
 }
 

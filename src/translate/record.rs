@@ -239,6 +239,16 @@ pub struct MetricUpdate {
     pub instrument: Instrument,
     pub value: MetricValue,
     pub attributes: Vec<KeyValue>,
+    /// The span this measurement describes (histograms of durations, tokens and cost): what an exemplar points
+    /// to. The ids, not attributes: they never split a series.
+    pub span: Option<SpanRef>,
+}
+
+/// The ids of one span, for an exemplar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SpanRef {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
 }
 
 impl MetricUpdate {
@@ -269,7 +279,12 @@ impl Output {
     }
 
     pub(crate) fn metric(&mut self, instrument: Instrument, value: MetricValue, attributes: Vec<KeyValue>) {
-        self.metrics.push(MetricUpdate { instrument, value, attributes });
+        self.metrics.push(MetricUpdate { instrument, value, attributes, span: None });
+    }
+
+    /// A measurement of one span (a histogram point an exemplar can lead back from).
+    pub(crate) fn measure(&mut self, span: SpanRef, instrument: Instrument, value: f64, attributes: Vec<KeyValue>) {
+        self.metrics.push(MetricUpdate { instrument, value: MetricValue::F64(value), attributes, span: Some(span) });
     }
 
     pub(crate) fn count(&mut self, instrument: Instrument, n: u64, attributes: Vec<KeyValue>) {

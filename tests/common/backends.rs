@@ -289,3 +289,61 @@ pub fn exact_sums(svc: &str, totals: &bamboo_otel::console::MetricTotals, events
         ),
     ]
 }
+
+/// Forwarded requests with the cache and reasoning counts Bamboo's storage path carries (the sample stream,
+/// from the event path, has none), so the cost row's cache and reasoning panels have data.
+pub fn with_token_details(base: chrono::DateTime<chrono::Utc>) -> Vec<MetricsEvent> {
+    let mut out = Vec::new();
+    let details = [
+        (
+            "openai.chat_completions",
+            "gpt-5",
+            bamboo_otel::events::TokenDetails {
+                cache_read_input_tokens: Some(3000),
+                reasoning_output_tokens: Some(400),
+                ..Default::default()
+            },
+        ),
+        (
+            "anthropic.messages",
+            "claude-sonnet-4-5",
+            bamboo_otel::events::TokenDetails {
+                cache_read_input_tokens: Some(6000),
+                cache_creation_input_tokens: Some(1000),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (n, (endpoint, model, d)) in details.into_iter().enumerate() {
+        let at = base + chrono::Duration::seconds(30 + n as i64);
+        let id = format!("details-{n}");
+        out.push(
+            bamboo_otel::events::ForwardEvent::RequestStarted {
+                meta: bamboo_otel::events::EventMeta::at(format!("{id}-s"), at, None),
+                request_id: id.clone(),
+                endpoint: endpoint.into(),
+                model: model.into(),
+                is_stream: false,
+            }
+            .into(),
+        );
+        out.push(
+            bamboo_otel::events::ForwardEvent::RequestCompleted {
+                meta: bamboo_otel::events::EventMeta::at(format!("{id}-c"), at + chrono::Duration::seconds(2), None),
+                request_id: id,
+                status_code: 200,
+                status: bamboo_otel::events::ForwardStatus::Success,
+                usage: Some(bamboo_otel::events::TokenUsage {
+                    prompt_tokens: 10_000,
+                    completion_tokens: 900,
+                    total_tokens: 10_900,
+                }),
+                latency_ms: 2000,
+                error: None,
+                token_details: Some(d),
+            }
+            .into(),
+        );
+    }
+    out
+}

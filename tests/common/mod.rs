@@ -3,6 +3,8 @@
 
 #[cfg(feature = "otel")]
 pub mod backends;
+#[cfg(feature = "bamboo")]
+pub mod bamboo_history;
 #[cfg(feature = "otel")]
 pub mod collector;
 pub mod http_sink;

@@ -74,6 +74,28 @@ pub enum ProtocolArg {
     HttpJson,
 }
 
+/// The metrics' timeline, for the one-shot commands (`replay`, `import-db` without `--follow`).
+#[derive(Args, Debug, Clone)]
+pub struct Timeline {
+    /// Write the metrics to FILE as OpenMetrics, in windows of the events' own time, for `promtool tsdb
+    /// create-blocks-from openmetrics` (instead of exporting them). Spans are exported as usual.
+    #[arg(long, value_name = "FILE")]
+    openmetrics: Option<PathBuf>,
+    /// Whose clock stamps exported metric points: `event` (windows of the events' own time, so history shows
+    /// when it happened) or `wall` (the export's time, as a live bridge does). `--follow` always uses `wall`.
+    #[arg(long, value_enum, default_value = "event", value_name = "CLOCK")]
+    metrics_clock: MetricsClock,
+    /// The window of event time, in seconds: one point per series and window with a change.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    window: u64,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsClock {
+    Event,
+    Wall,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Export JSON lines (one MetricsEvent each; gzip detected) and exit. Spans keep the events' own times.
@@ -82,13 +104,8 @@ pub enum Command {
         /// Files to read, `-` for stdin (the default).
         #[arg(value_name = "FILE|-")]
         files: Vec<PathBuf>,
-        /// Write the metrics to FILE as OpenMetrics, in windows of the events' own time, for `promtool tsdb
-        /// create-blocks-from openmetrics` (instead of exporting them now). Spans are exported as usual.
-        #[arg(long, value_name = "FILE")]
-        openmetrics: Option<PathBuf>,
-        /// The window of event time for --openmetrics, in seconds.
-        #[arg(long, default_value_t = 60, value_name = "SECS", requires = "openmetrics")]
-        window: u64,
+        #[command(flatten)]
+        timeline: Timeline,
     },
     /// Keep exporting lines as they are appended, like `tail -F` (rotation and truncation survived).
     #[command(
@@ -128,13 +145,8 @@ pub enum Command {
         /// Poll interval for --follow, in milliseconds.
         #[arg(long, default_value_t = 1000, value_name = "MS")]
         poll_ms: u64,
-        /// Write the metrics to FILE as OpenMetrics, in windows of the rows' own time, for `promtool tsdb
-        /// create-blocks-from openmetrics` (instead of exporting them now). Spans are exported as usual.
-        #[arg(long, value_name = "FILE", conflicts_with = "follow")]
-        openmetrics: Option<PathBuf>,
-        /// The window of event time for --openmetrics, in seconds.
-        #[arg(long, default_value_t = 60, value_name = "SECS", requires = "openmetrics")]
-        window: u64,
+        #[command(flatten)]
+        timeline: Timeline,
     },
     /// A realistic agent session, printed as a span tree and metrics (no collector needed).
     Demo {
@@ -161,14 +173,12 @@ fn main() -> ExitCode {
         tracing_subscriber::registry().with(stderr.with_filter(only_ours)).init();
     }
     let code = match &cli.command {
-        Command::Replay { files, openmetrics, window } => {
-            commands::replay(&cli.global, files, backfill(openmetrics, *window))
-        }
+        Command::Replay { files, timeline } => commands::replay(&cli.global, files, backfill(timeline, false)),
         Command::Follow { file, state, poll_ms, checkpoint_ms } => {
             commands::follow(&cli.global, file, state.as_deref(), *poll_ms, *checkpoint_ms)
         }
-        Command::ImportDb { path, since, follow, state, poll_ms, openmetrics, window } => {
-            let backfill = backfill(openmetrics, *window);
+        Command::ImportDb { path, since, follow, state, poll_ms, timeline } => {
+            let backfill = backfill(timeline, *follow);
             commands::import_db(&cli.global, path, since.as_deref(), *follow, state.as_deref(), *poll_ms, backfill)
         }
         Command::Demo { sessions } => commands::demo(&cli.global, *sessions),
@@ -177,7 +187,10 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-fn backfill(file: &Option<PathBuf>, window: u64) -> Option<commands::Backfill> {
-    let window = std::time::Duration::from_secs(window.max(1));
-    file.as_ref().map(|file| commands::Backfill { file: file.clone(), window })
+fn backfill(t: &Timeline, follow: bool) -> commands::Backfill {
+    commands::Backfill {
+        openmetrics: t.openmetrics.clone(),
+        wall_clock: follow || t.metrics_clock == MetricsClock::Wall,
+        window: std::time::Duration::from_secs(t.window.max(1)),
+    }
 }

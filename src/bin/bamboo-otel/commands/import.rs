@@ -34,9 +34,13 @@ pub fn import_db(
     follow: bool,
     state: Option<&Path>,
     poll_ms: u64,
-    backfill: Option<super::Backfill>,
+    backfill: super::Backfill,
 ) -> u8 {
     let started = Instant::now();
+    if follow && backfill.openmetrics.is_some() {
+        eprintln!("bamboo-otel: --openmetrics writes a one-shot import's history; it cannot be used with --follow");
+        return EXIT_REJECTED;
+    }
     let stop = stop_flag();
     let since = match since.map(parse_since).transpose() {
         Ok(s) => s.map(OrderedJd::from_time),
@@ -173,7 +177,7 @@ pub fn import_db(
             }
         }
     }
-    let history_failed = history.is_some_and(|h| !h.write(g));
+    let history_failed = history.is_some_and(|h| !h.finish(g));
     let report = bridge.shutdown(flush_timeout(g));
     let code = summary(g.quiet, events, problems.count, &report, started);
     if history_failed {

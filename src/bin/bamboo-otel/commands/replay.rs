@@ -10,7 +10,7 @@ use super::{backfill, bridge, build, builder, flush_timeout, send, stop_flag, st
 use crate::report::{summary, Problems, Progress, EXIT_EXPORT_FAILED, EXIT_REJECTED};
 use crate::Global;
 
-pub fn replay(g: &Global, files: &[PathBuf], backfill: Option<super::Backfill>) -> u8 {
+pub fn replay(g: &Global, files: &[PathBuf], backfill: super::Backfill) -> u8 {
     let started = Instant::now();
     let stop = stop_flag();
     let (b, mut history) = match backfill::start(builder(g, Mode::Replay), backfill) {
@@ -75,7 +75,7 @@ pub fn replay(g: &Global, files: &[PathBuf], backfill: Option<super::Backfill>) 
         }
     }
     progress.finish();
-    let history_failed = history.is_some_and(|h| !h.write(g));
+    let history_failed = history.is_some_and(|h| !h.finish(g));
     let report = bridge.shutdown(flush_timeout(g));
     let code = summary(g.quiet, events, problems.count, &report, started);
     if (unreadable || history_failed) && code != EXIT_EXPORT_FAILED {

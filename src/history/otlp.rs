@@ -1,0 +1,207 @@
+//! [`Windows`] as OTLP metric requests whose points carry the events' own times, encoded with the official
+//! generated types (`opentelemetry-proto`): the SDK's metric types stamp points with its own clock and cannot.
+//!
+//! Cumulative (the default, what Prometheus and Mimir want): each window in which a series changed is a point
+//! from the series' first event to the window's end, holding the total so far. Delta: a point per window, from its
+//! start to its end, holding the window's change. Histogram points carry the window's exemplars (at most one per
+//! bucket: trace id, span id, value, time), so a latency or token spike leads to its trace.
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue as PbKv};
+use opentelemetry_proto::tonic::metrics::v1::{
+    exemplar, metric, number_data_point, AggregationTemporality, Exemplar as PbExemplar, Histogram, HistogramDataPoint,
+    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+use super::{SeriesView, Windows};
+use crate::semconv::InstrumentKind;
+use crate::translate::AttrValue;
+
+/// Points per request unless told otherwise: a few hundred kilobytes, well under receivers' limits (4 MiB for gRPC
+/// by default, VictoriaMetrics' and Prometheus' far more).
+pub const DEFAULT_MAX_POINTS: usize = 2_000;
+
+/// How points are stamped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Temporality {
+    /// From the series' first event to the window's end, the total so far.
+    #[default]
+    Cumulative,
+    /// From the window's start to its end, the window's change.
+    Delta,
+}
+
+/// One request's worth of points, with how many it holds (a histogram point counts once).
+pub struct Request {
+    pub body: ExportMetricsServiceRequest,
+    pub points: usize,
+}
+
+/// Encodes every series of `w` into requests of at most `max_points` points. A series' points stay in time
+/// order, within and across requests (backends that keep exemplars, such as Prometheus, refuse them out of
+/// order), so send the requests in the order given.
+pub fn requests(
+    w: &Windows,
+    resource: &[(String, String)],
+    temporality: Temporality,
+    max_points: usize,
+) -> Vec<Request> {
+    let max_points = max_points.max(1);
+    let resource = Resource {
+        attributes: resource.iter().map(|(k, v)| pb_kv(k, AttrValue::from(v.as_str()))).collect(),
+        ..Resource::default()
+    };
+    let mut out = Vec::new();
+    let mut metrics: Vec<Metric> = Vec::new();
+    let mut points = 0;
+    for series in w.series() {
+        let mut windows = &series.windows[..];
+        let mut totals = Totals::new(series.instrument.def().buckets.len());
+        while !windows.is_empty() {
+            let take = windows.len().min(max_points - points);
+            metrics.push(metric(&series, &windows[..take], temporality, &mut totals));
+            points += take;
+            windows = &windows[take..];
+            if points == max_points {
+                out.push(request(&resource, std::mem::take(&mut metrics), points));
+                points = 0;
+            }
+        }
+    }
+    if points > 0 {
+        out.push(request(&resource, metrics, points));
+    }
+    out
+}
+
+fn request(resource: &Resource, metrics: Vec<Metric>, points: usize) -> Request {
+    let scope = InstrumentationScope {
+        name: "bamboo-otel".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..InstrumentationScope::default()
+    };
+    let body = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource.clone()),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(scope),
+                metrics,
+                schema_url: crate::semconv::SCHEMA_URL.into(),
+            }],
+            schema_url: String::new(),
+        }],
+    };
+    Request { body, points }
+}
+
+/// A series' running totals, carried across the requests it is split over.
+struct Totals {
+    sum: f64,
+    count: u64,
+    buckets: Vec<u64>,
+}
+
+impl Totals {
+    fn new(bounds: usize) -> Totals {
+        Totals { sum: 0.0, count: 0, buckets: vec![0; bounds + 1] }
+    }
+}
+
+type Window<'a> = (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>, &'a super::Delta);
+
+fn metric(series: &SeriesView<'_>, windows: &[Window<'_>], temporality: Temporality, t: &mut Totals) -> Metric {
+    let def = series.instrument.def();
+    let attributes: Vec<PbKv> = series.attributes.iter().map(|kv| pb_kv(kv.key, kv.value.clone())).collect();
+    let nanos = |at: chrono::DateTime<chrono::Utc>| at.timestamp_nanos_opt().unwrap_or(0).max(0) as u64;
+    let start = |window_start| match temporality {
+        Temporality::Cumulative => nanos(series.first),
+        Temporality::Delta => nanos(window_start),
+    };
+    let aggregation_temporality = match temporality {
+        Temporality::Cumulative => AggregationTemporality::Cumulative,
+        Temporality::Delta => AggregationTemporality::Delta,
+    } as i32;
+    let data = match def.kind {
+        InstrumentKind::Histogram => metric::Data::Histogram(Histogram {
+            aggregation_temporality,
+            data_points: windows
+                .iter()
+                .map(|(from, to, d)| {
+                    let (sum, count, buckets) = match temporality {
+                        Temporality::Cumulative => {
+                            t.sum += d.sum;
+                            t.count += d.count;
+                            t.buckets.iter_mut().zip(&d.buckets).for_each(|(a, b)| *a += b);
+                            (t.sum, t.count, t.buckets.clone())
+                        }
+                        Temporality::Delta => (d.sum, d.count, d.buckets.clone()),
+                    };
+                    HistogramDataPoint {
+                        attributes: attributes.clone(),
+                        start_time_unix_nano: start(*from),
+                        time_unix_nano: nanos(*to),
+                        count,
+                        sum: Some(sum),
+                        bucket_counts: buckets,
+                        explicit_bounds: def.buckets.to_vec(),
+                        exemplars: d.exemplars.iter().flatten().map(|e| pb_exemplar(e, nanos(e.at))).collect(),
+                        ..HistogramDataPoint::default()
+                    }
+                })
+                .collect(),
+        }),
+        kind => {
+            let float = kind == InstrumentKind::FloatCounter;
+            metric::Data::Sum(Sum {
+                aggregation_temporality,
+                is_monotonic: kind != InstrumentKind::UpDownCounter,
+                data_points: windows
+                    .iter()
+                    .map(|(from, to, d)| {
+                        t.sum += d.sum;
+                        let v = if temporality == Temporality::Cumulative { t.sum } else { d.sum };
+                        NumberDataPoint {
+                            attributes: attributes.clone(),
+                            start_time_unix_nano: start(*from),
+                            time_unix_nano: nanos(*to),
+                            value: Some(if float {
+                                number_data_point::Value::AsDouble(v)
+                            } else {
+                                number_data_point::Value::AsInt(v as i64)
+                            }),
+                            ..NumberDataPoint::default()
+                        }
+                    })
+                    .collect(),
+            })
+        }
+    };
+    Metric {
+        name: def.name.into(),
+        description: def.description.into(),
+        unit: def.unit.into(),
+        data: Some(data),
+        ..Metric::default()
+    }
+}
+
+fn pb_exemplar(e: &super::Exemplar, time_unix_nano: u64) -> PbExemplar {
+    PbExemplar {
+        time_unix_nano,
+        span_id: e.span.span_id.0.to_vec(),
+        trace_id: e.span.trace_id.0.to_vec(),
+        value: Some(exemplar::Value::AsDouble(e.value)),
+        ..PbExemplar::default()
+    }
+}
+
+fn pb_kv(key: &str, value: AttrValue) -> PbKv {
+    let value = match value {
+        AttrValue::Str(s) => any_value::Value::StringValue(s.into_owned()),
+        AttrValue::I64(v) => any_value::Value::IntValue(v),
+        AttrValue::Bool(v) => any_value::Value::BoolValue(v),
+        AttrValue::F64(v) => any_value::Value::DoubleValue(v),
+    };
+    PbKv { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..PbKv::default() }
+}

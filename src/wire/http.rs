@@ -1,0 +1,109 @@
+//! OTLP/HTTP over reqwest: protobuf or JSON bodies, gzip when asked, `Retry-After` honoured.
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use prost::Message;
+
+use super::{accepted, error_chain, retrying, Accepted, Attempt, Failed, RetryPolicy, Target};
+use crate::config::{BuildError, Protocol};
+
+/// Where and how to post one signal's requests.
+#[derive(Debug, Clone)]
+pub struct HttpWire {
+    client: reqwest::Client,
+    url: String,
+    headers: Vec<(String, String)>,
+    gzip: bool,
+    json: bool,
+    retry: RetryPolicy,
+}
+
+impl HttpWire {
+    /// Posts to `target.url` (the full URL, `/v1/metrics` included), each attempt bounded by its timeout,
+    /// trusting only its CA certificate when it names one.
+    pub fn new(target: &Target, retry: RetryPolicy) -> Result<HttpWire, BuildError> {
+        let mut b = reqwest::Client::builder().timeout(target.timeout);
+        if let Some(ca) = &target.ca {
+            let pem = ca.read()?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| BuildError::Invalid {
+                name: ca.setting.clone(),
+                reason: format!("{}: not a usable CA certificate: {e}", ca.path.display()),
+            })?;
+            b = b.tls_certs_only(certs);
+        }
+        let client =
+            b.build().map_err(|e| BuildError::Invalid { name: "http client".into(), reason: e.to_string() })?;
+        Ok(HttpWire {
+            client,
+            url: target.url.clone(),
+            headers: target.headers.clone(),
+            gzip: target.gzip,
+            json: target.protocol == Protocol::HttpJson,
+            retry,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends one metrics request; retries what may succeed later, honouring `Retry-After`.
+    pub async fn send_metrics(&self, request: &ExportMetricsServiceRequest) -> Result<Accepted, Failed> {
+        let raw = if self.json {
+            serde_json::to_vec(request).expect("OTLP messages serialize to JSON")
+        } else {
+            request.encode_to_vec()
+        };
+        let body = self.body(raw);
+        let (bytes, attempts) = retrying(self.retry, || self.attempt(body.clone())).await?;
+        let response = if self.json {
+            serde_json::from_slice::<ExportMetricsServiceResponse>(&bytes).ok()
+        } else {
+            ExportMetricsServiceResponse::decode(&bytes[..]).ok()
+        };
+        Ok(accepted(response.and_then(|r| r.partial_success), attempts))
+    }
+
+    fn body(&self, raw: Vec<u8>) -> Vec<u8> {
+        if !self.gzip {
+            return raw;
+        }
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 4), flate2::Compression::fast());
+        enc.write_all(&raw).and_then(|()| enc.finish()).expect("gzip into memory cannot fail")
+    }
+
+    async fn attempt(&self, body: Vec<u8>) -> Result<Vec<u8>, Attempt> {
+        let content_type = if self.json { "application/json" } else { "application/x-protobuf" };
+        let mut req = self.client.post(&self.url).header("content-type", content_type).body(body);
+        if self.gzip {
+            req = req.header("content-encoding", "gzip");
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let resp = req.send().await.map_err(|e| Attempt {
+            retryable: true,
+            retry_after: None,
+            message: format!("{}: {}", self.url, error_chain(&e)),
+        })?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        if (200..300).contains(&status) {
+            return Ok(bytes);
+        }
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).trim().to_owned();
+        Err(Attempt {
+            retryable: matches!(status, 408 | 429 | 502 | 503 | 504),
+            retry_after,
+            message: format!("{}: HTTP {status}: {text}", self.url),
+        })
+    }
+}
