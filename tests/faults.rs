@@ -189,7 +189,7 @@ fn a_batch_the_backend_refuses_for_good_is_dropped_and_counted_not_retried_forev
 fn a_throttling_backend_is_waited_for_as_retry_after_says() {
     // The first answer is 503 with Retry-After: 1; the exporter must wait at least that long, then succeed.
     let (url, counts) = http_sink::start_scripted(Arc::new(|n, _, _| match n {
-        0 => Reply { status: 503, headers: vec![("retry-after", "1".into())] },
+        0 => Reply { status: 503, headers: vec![("retry-after", "1".into())], body: vec![] },
         _ => Reply::ok(),
     }));
     let b = http_bridge(&url, 512).build().unwrap();

@@ -23,15 +23,17 @@ pub struct Counts {
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
+    /// The response body (an OTLP response message, say); empty by default.
+    pub body: Vec<u8>,
 }
 
 impl Reply {
     pub fn ok() -> Reply {
-        Reply { status: 200, headers: vec![] }
+        Reply { status: 200, headers: vec![], body: vec![] }
     }
 
     pub fn status(status: u16) -> Reply {
-        Reply { status, headers: vec![] }
+        Reply { status, headers: vec![], body: vec![] }
     }
 }
 
@@ -92,14 +94,15 @@ pub fn start_scripted(script: Script) -> (String, Arc<Counts>) {
                     seen.arrivals.lock().unwrap().push(Instant::now());
                     let reply = script(n, &body, encoding.as_deref());
                     let mut head = format!(
-                        "HTTP/1.1 {} X\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n",
-                        reply.status
+                        "HTTP/1.1 {} X\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n",
+                        reply.status,
+                        reply.body.len()
                     );
                     for (k, v) in &reply.headers {
                         head.push_str(&format!("{k}: {v}\r\n"));
                     }
                     head.push_str("\r\n");
-                    if out.write_all(head.as_bytes()).is_err() {
+                    if out.write_all(head.as_bytes()).and_then(|()| out.write_all(&reply.body)).is_err() {
                         return;
                     }
                 }
