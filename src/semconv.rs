@@ -175,7 +175,7 @@ instruments! {
     ForwardRequests = "bamboo.forward.requests", "{request}", Counter, &[],
         "Forwarded upstream requests, by endpoint, status and HTTP status code";
     ExecuteSyncMismatches = "bamboo.execute_sync.mismatches", "{mismatch}", Counter, &[],
-        "Bamboo's execute-sync mismatches by reason (metrics.db execute_sync_mismatch_metrics, via import-db --openmetrics)";
+        "Bamboo's execute-sync mismatches by reason (metrics.db execute_sync_mismatch_metrics, via a one-shot import-db)";
     UpstreamDropped = "bamboo.metrics.dropped", "{event}", Counter, &[],
         "Events Bamboo's own metrics system reported dropped (MetricsDropped), by reason";
     UpstreamStorageErrors = "bamboo.storage.errors", "{error}", Counter, &[],
