@@ -5,7 +5,7 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use prost::Message;
 
-use super::{accepted, error_chain, retrying, Accepted, Attempt, Failed, RetryPolicy, Target};
+use super::{accepted, retrying, Accepted, Attempt, Failed, RetryPolicy, Target};
 use crate::config::{BuildError, Protocol};
 
 /// Where and how to post one signal's requests.
@@ -106,4 +106,16 @@ impl HttpWire {
             message: format!("{}: HTTP {status}: {text}", self.url),
         })
     }
+}
+
+/// The error and its sources on one line: reqwest's own message hides the cause (refused, TLS, DNS).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
 }

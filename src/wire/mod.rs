@@ -148,8 +148,9 @@ fn accepted(partial: Option<ExportMetricsPartialSuccess>, attempts: usize) -> Ac
 pub enum MetricsWire {
     #[cfg(feature = "http")]
     Http(HttpWire),
+    // Boxed: the tonic channel is several times the size of the HTTP client, and a wire is made once per run.
     #[cfg(feature = "grpc")]
-    Grpc(GrpcWire),
+    Grpc(Box<GrpcWire>),
 }
 
 impl MetricsWire {
@@ -160,7 +161,7 @@ impl MetricsWire {
             #[cfg(feature = "http")]
             Protocol::HttpProtobuf | Protocol::HttpJson => Ok(MetricsWire::Http(HttpWire::new(target, retry)?)),
             #[cfg(feature = "grpc")]
-            Protocol::Grpc => Ok(MetricsWire::Grpc(GrpcWire::new(target, retry)?)),
+            Protocol::Grpc => Ok(MetricsWire::Grpc(Box::new(GrpcWire::new(target, retry)?))),
             #[allow(unreachable_patterns)]
             other => Err(BuildError::Invalid {
                 name: "protocol".into(),
@@ -188,15 +189,4 @@ impl MetricsWire {
             MetricsWire::Grpc(w) => w.send_metrics(request).await,
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
