@@ -21,20 +21,21 @@ use common::jaeger::{JAEGER, JAEGER_OTLP_GRPC};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bamboo-otel");
-/// A Prometheus of this test's own: the shared one keeps deploy/'s 30 min out-of-order window, too short for
-/// history days old.
-const PROM: &str = "127.0.0.1:19093";
-
-struct Prometheus(Child);
+/// Each test runs a Prometheus of its own (the shared one keeps deploy/'s 30 min out-of-order window, too short for
+/// history days old), on its own port: the tests of this file run in parallel.
+struct Prometheus {
+    child: Child,
+    addr: &'static str,
+}
 impl Drop for Prometheus {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 /// Prometheus with the flags deploy/ runs and the out-of-order window the README gives for history.
-fn start_prometheus(dir: &Path) -> Prometheus {
+fn start_prometheus(dir: &Path, addr: &'static str) -> Prometheus {
     let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
@@ -45,15 +46,17 @@ fn start_prometheus(dir: &Path) -> Prometheus {
     let child = Command::new(server_bin("prometheus"))
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
-        .arg(format!("--web.listen-address={PROM}"))
+        .arg(format!("--web.listen-address={addr}"))
         .args(["--web.enable-otlp-receiver", "--enable-feature=exemplar-storage", "--storage.tsdb.retention.time=100y"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let p = Prometheus(child);
+    let mut p = Prometheus { child, addr };
     poll(60, "the test's Prometheus to be ready", || {
-        ureq::get(&format!("http://{PROM}/-/ready")).call().ok().filter(|r| r.status() == 200)
+        // Exited (its port taken?) rather than answering for someone else's.
+        assert!(p.child.try_wait().unwrap().is_none(), "Prometheus on {addr} exited");
+        ureq::get(&format!("http://{addr}/-/ready")).call().ok().filter(|r| r.status() == 200)
     });
     p
 }
@@ -61,14 +64,14 @@ fn start_prometheus(dir: &Path) -> Prometheus {
 #[derive(Clone, Copy, Debug)]
 enum Engine {
     VictoriaMetrics,
-    Prometheus,
+    Prometheus(&'static str),
 }
 
 impl Engine {
     fn otlp_url(self) -> String {
         match self {
             Engine::VictoriaMetrics => format!("{VM}/opentelemetry/v1/metrics"),
-            Engine::Prometheus => format!("http://{PROM}/api/v1/otlp/v1/metrics"),
+            Engine::Prometheus(addr) => format!("http://{addr}/api/v1/otlp/v1/metrics"),
         }
     }
 
@@ -79,7 +82,7 @@ impl Engine {
                 ureq::post(&format!("{VM}/internal/force_flush")).call().unwrap();
                 VM.to_owned()
             }
-            Engine::Prometheus => format!("http://{PROM}"),
+            Engine::Prometheus(addr) => format!("http://{addr}"),
         };
         let t = t.timestamp_millis() as f64 / 1000.0;
         let v = get(&format!("{base}/api/v1/query?query={}&time={t:.3}", urlencode(expr))).expect("query answered");
@@ -87,8 +90,10 @@ impl Engine {
         instant_vector(&v)
     }
 
+    /// The non-zero values at `t` by label set (a series reads zero from its reset point, at its first event, to
+    /// the end of that window).
     fn map_at(self, expr: &str, t: DateTime<Utc>) -> BTreeMap<Vec<String>, f64> {
-        self.at(expr, t).into_iter().collect()
+        self.at(expr, t).into_iter().filter(|(_, v)| *v != 0.0).collect()
     }
 }
 
@@ -128,7 +133,7 @@ fn expected(rows: &[(DateTime<Utc>, MetricsMutation)], t: DateTime<Utc>) -> [BTr
             *usage.entry(key).or_insert(0.0) += n as f64;
         }
     }
-    [rounds, tokens, usage]
+    [rounds, tokens, usage].map(|m| m.into_iter().filter(|(_, v)| *v != 0.0).collect())
 }
 
 #[test]
@@ -140,12 +145,12 @@ fn import_db_puts_every_window_on_the_rows_own_days_with_exemplars_that_lead_to_
     let day0 = (Utc::now() - Span::days(4)).duration_trunc(Span::days(1)).unwrap() + Span::hours(8);
     let rows = history(day0);
     write_db(&db, &rows);
-    let _prom = start_prometheus(&dir);
+    let prom = start_prometheus(&dir, "127.0.0.1:19093");
     let service = format!("event-time-{salt}");
     let db_arg = db.to_str().unwrap();
     // Traces to Jaeger (for the exemplars) and metrics to Prometheus in one run; metrics to VictoriaMetrics in a
     // second run of the same file.
-    let prom_url = Engine::Prometheus.otlp_url();
+    let prom_url = Engine::Prometheus(prom.addr).otlp_url();
     let stderr = run(
         &["import-db", db_arg],
         &[
@@ -183,7 +188,7 @@ fn import_db_puts_every_window_on_the_rows_own_days_with_exemplars_that_lead_to_
         .map(|(at, _)| window_end(*at))
         .collect();
     ends.dedup();
-    for engine in [Engine::Prometheus, Engine::VictoriaMetrics] {
+    for engine in [Engine::Prometheus(prom.addr), Engine::VictoriaMetrics] {
         poll(60, &format!("{engine:?} to hold the import"), || {
             Some(()).filter(|_| !engine.at(&families[0], ends[ends.len() - 1]).is_empty())
         });
@@ -226,7 +231,8 @@ fn import_db_puts_every_window_on_the_rows_own_days_with_exemplars_that_lead_to_
     // round's latency and completion time.
     let q = format!("gen_ai_client_operation_duration_seconds_bucket{{{sel}}}");
     let url = format!(
-        "http://{PROM}/api/v1/query_exemplars?query={}&start={}&end={}",
+        "http://{}/api/v1/query_exemplars?query={}&start={}&end={}",
+        prom.addr,
         urlencode(&q),
         (day0 - Span::hours(1)).timestamp(),
         Utc::now().timestamp()
@@ -274,9 +280,10 @@ fn a_one_shot_replay_leaves_no_dashboard_query_empty_on_either_engine() {
     let salt = salt();
     let dir = std::env::temp_dir().join(format!("bamboo-otel-event-time-replay-{salt}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let _prom = start_prometheus(&dir);
-    // The sample traffic (23 minutes of it), a demo session and forwarded requests with token details.
-    let mut events = common::sample_events();
+    let prom = start_prometheus(&dir, "127.0.0.1:19094");
+    // The sample traffic (23 minutes of it), a demo session and forwarded requests with token details, ending an
+    // hour ago.
+    let mut events = common::backends::shifted(&common::sample_events(), Utc::now() - Span::hours(1));
     let base = events.iter().filter_map(|e| e.meta()).map(|m| m.occurred_at).max().unwrap();
     events.extend(bamboo_otel::demo::agent_session(base - Span::minutes(10)));
     events.extend(common::backends::with_token_details(base - Span::minutes(5)));
@@ -285,7 +292,7 @@ fn a_one_shot_replay_leaves_no_dashboard_query_empty_on_either_engine() {
     let file = dir.join("events.jsonl");
     std::fs::write(&file, events.iter().map(|e| e.to_json() + "\n").collect::<String>()).unwrap();
     let service = format!("one-shot-{salt}");
-    for engine in [Engine::VictoriaMetrics, Engine::Prometheus] {
+    for engine in [Engine::VictoriaMetrics, Engine::Prometheus(prom.addr)] {
         let url = engine.otlp_url();
         run(
             &["replay", file.to_str().unwrap()],

@@ -22,7 +22,7 @@ use common::http_sink::{self, Reply};
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsPartialSuccess, ExportMetricsServiceResponse};
 use prost::Message;
 
-/// Ten series of three windows each: 30 points.
+/// Ten series of three windows each: 30 windows, 40 points with each series' reset point.
 fn windows() -> Windows {
     let mut w = Windows::new(Duration::from_secs(60));
     for tool in 0..10 {
@@ -73,8 +73,8 @@ fn partial_success_is_counted_as_refused_points_with_the_backends_message() {
         }
     }));
     let s = send(&url, 10, fast());
-    assert_eq!(counts.requests.load(Ordering::SeqCst), 3);
-    assert_eq!((s.requests, s.points, s.delivered, s.rejected, s.failed), (3, 30, 26, 4, 0));
+    assert_eq!(counts.requests.load(Ordering::SeqCst), 4);
+    assert_eq!((s.requests, s.points, s.delivered, s.rejected, s.failed), (4, 40, 36, 4, 0));
     assert!(s.first_error.as_deref().is_some_and(|e| e.contains("too old")), "{s:?}");
 }
 
@@ -86,9 +86,9 @@ fn retry_after_is_waited_out_and_a_refusal_for_good_is_not_resent() {
         _ => Reply::ok(),
     }));
     let s = send(&url, 10, fast());
-    // Request 1: 503 then 200 (two arrivals); request 2: 400, once; request 3: 200.
-    assert_eq!(counts.requests.load(Ordering::SeqCst), 4);
-    assert_eq!((s.delivered, s.rejected, s.failed), (20, 10, 0), "{s:?}");
+    // Request 1: 503 then 200 (two arrivals); request 2: 400, once; requests 3 and 4: 200.
+    assert_eq!(counts.requests.load(Ordering::SeqCst), 5);
+    assert_eq!((s.delivered, s.rejected, s.failed), (30, 10, 0), "{s:?}");
     let arrivals = counts.arrivals.lock().unwrap();
     assert!(arrivals[1] - arrivals[0] >= Duration::from_secs(1), "Retry-After: 1 waited out");
     assert!(s.first_error.as_deref().is_some_and(|e| e.contains("HTTP 400")), "{s:?}");
@@ -100,6 +100,6 @@ fn an_unreachable_backend_fails_every_point_and_is_tried_for_one_request_only() 
     let url = format!("http://{}/v1/metrics", unused.local_addr().unwrap());
     drop(unused);
     let s = send(&url, 10, fast());
-    assert_eq!((s.requests, s.points, s.delivered, s.rejected, s.failed), (3, 30, 0, 0, 30));
+    assert_eq!((s.requests, s.points, s.delivered, s.rejected, s.failed), (4, 40, 0, 0, 40));
     assert!(s.first_error.as_deref().is_some_and(|e| e.starts_with("unavailable after 3 attempt(s)")), "{s:?}");
 }

@@ -126,8 +126,8 @@ impl Windows {
         }
     }
 
-    /// How many points there are: one per series and window with a change (for a histogram, its buckets, sum
-    /// and count together).
+    /// How many windows with a change there are, over all series (for a histogram, its buckets, sum and count
+    /// together). Cumulative output adds one reset point per series ([`otlp`], [`openmetrics`]).
     pub fn points(&self) -> usize {
         self.series.values().map(|s| s.windows.len()).sum()
     }

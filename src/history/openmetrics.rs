@@ -2,7 +2,8 @@
 //! Prometheus whose configuration must not change (no out-of-order window).
 //!
 //! Each window in which a series changed is one sample, stamped at the window's end, holding the series'
-//! cumulative value (counters, histogram buckets, sums and counts, from the series' first event). Names and
+//! cumulative value (counters, histogram buckets, sums and counts, from the series' first event), after a zero at
+//! the first event (so `rate` and `increase` see a series that changed in one window). Names and
 //! labels are those Prometheus' OTLP receiver gives the same metrics (`_total`, `_seconds`, dots as underscores,
 //! `service_name` and `job`), so the dashboard's queries work on either.
 
@@ -32,7 +33,10 @@ pub fn write(w: &Windows, out: &mut impl Write, service: &str) -> io::Result<()>
             i += 1;
             let labels = labels(series.attributes, service);
             let (mut sum, mut count, mut buckets) = (0.0, 0u64, vec![0u64; def.buckets.len() + 1]);
-            for (_, end, d) in &series.windows {
+            let zero = super::Delta::default();
+            for (_, end, d) in
+                std::iter::once((series.first, series.first, &zero)).chain(series.windows.iter().copied())
+            {
                 // The end of the window, in seconds: every change of the window is in by then.
                 let ts = end.timestamp_millis() as f64 / 1000.0;
                 sum += d.sum;
@@ -45,7 +49,7 @@ pub fn write(w: &Windows, out: &mut impl Write, service: &str) -> io::Result<()>
                     InstrumentKind::Histogram => {
                         let mut cumulative = 0;
                         for (i, b) in buckets.iter_mut().enumerate() {
-                            *b += d.buckets[i];
+                            *b += d.buckets.get(i).copied().unwrap_or(0);
                             cumulative += *b;
                             let le = def.buckets.get(i).map_or("+Inf".to_owned(), |v| num(*v));
                             let sep = if labels.is_empty() { "" } else { "," };

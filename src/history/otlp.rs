@@ -2,7 +2,9 @@
 //! generated types (`opentelemetry-proto`): the SDK's metric types stamp points with its own clock and cannot.
 //!
 //! Cumulative (the default, what Prometheus and Mimir want): each window in which a series changed is a point
-//! from the series' first event to the window's end, holding the total so far. Delta: a point per window, from its
+//! from the series' first event to the window's end, holding the total so far, after a true reset point (zero,
+//! start = time = the first event) that says where the series began: without it a series that changed in one
+//! window is one sample, and Prometheus' `rate` and `increase` see no change at all. Delta: a point per window, from its
 //! start to its end, holding the window's change. Histogram points carry the window's exemplars (at most one per
 //! bucket: trace id, span id, value, time), so a latency or token spike leads to its trace.
 
@@ -55,8 +57,14 @@ pub fn requests(
     let mut out = Vec::new();
     let mut metrics: Vec<Metric> = Vec::new();
     let mut points = 0;
+    let reset = super::Delta::default();
     for series in w.series() {
-        let mut windows = &series.windows[..];
+        let mut all = Vec::with_capacity(series.windows.len() + 1);
+        if temporality == Temporality::Cumulative {
+            all.push((series.first, series.first, &reset));
+        }
+        all.extend(series.windows.iter().copied());
+        let mut windows = &all[..];
         let mut totals = Totals::new(series.instrument.def().buckets.len());
         while !windows.is_empty() {
             let take = windows.len().min(max_points - points);

@@ -347,3 +347,36 @@ pub fn with_token_details(base: chrono::DateTime<chrono::Utc>) -> Vec<MetricsEve
     }
     out
 }
+
+/// The same events moved in time so the latest happens at `last`: the sample traffic is from November 2026, and a
+/// Prometheus takes old samples only within its out-of-order window.
+pub fn shifted(events: &[MetricsEvent], last: chrono::DateTime<chrono::Utc>) -> Vec<MetricsEvent> {
+    let latest = events.iter().filter_map(|e| e.meta()).map(|m| m.occurred_at).max().expect("events with times");
+    let by = last - latest;
+    events
+        .iter()
+        .map(|e| {
+            let mut v: Value = serde_json::from_str(&e.to_json()).unwrap();
+            shift_times(&mut v, by);
+            MetricsEvent::from_json(&v.to_string()).unwrap()
+        })
+        .collect()
+}
+
+fn shift_times(v: &mut Value, by: chrono::Duration) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                match x.as_str().filter(|_| k == "occurred_at") {
+                    Some(s) => {
+                        let t = chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc) + by;
+                        *x = Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+                    }
+                    None => shift_times(x, by),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| shift_times(x, by)),
+        _ => {}
+    }
+}

@@ -114,10 +114,11 @@ fn write_file(windows: &Windows, file: &PathBuf, service: &str, window: Duration
         Ok(()) => {
             if !g.quiet {
                 eprintln!(
-                    "bamboo-otel: {} metric samples in {} s windows of event time written to {} (load with: \
-                     promtool tsdb create-blocks-from openmetrics {} DATA_DIR)",
-                    windows.points(),
+                    "bamboo-otel: {} metric points in {} s windows of event time ({} series) written to {} (load \
+                     with: promtool tsdb create-blocks-from openmetrics {} DATA_DIR)",
+                    windows.points() + windows.series_count(),
                     window.as_secs(),
+                    windows.series_count(),
                     file.display(),
                     file.display()
                 );
