@@ -89,7 +89,9 @@ fn run_bridges(paths: &[std::path::PathBuf], gateway: &str, service: &str) {
         .iter()
         .map(|p| {
             let mut cmd = Command::new(BIN);
-            cmd.arg("replay").arg(p);
+            // Three live bridges: metrics on the wall clock (the events are weeks old, beyond the shared
+            // Prometheus' out-of-order window).
+            cmd.arg("replay").arg(p).args(["--metrics-clock", "wall"]);
             for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("OTEL_") || k.starts_with("BAMBOO_OTEL_")) {
                 cmd.env_remove(k);
             }

@@ -13,6 +13,7 @@ use bamboo_otel::console::MetricTotals;
 use bamboo_otel::events::*;
 use bamboo_otel::semconv::Instrument;
 use bamboo_otel::translate::Output;
+use chrono::DurationRound;
 use common::backends::*;
 use common::metrics_db::{apply, SCHEMA};
 use rusqlite::Connection;
@@ -137,6 +138,8 @@ for s in range(sessions):
 fn start_importer(db: &Path, state: &Path, project: &str) -> std::process::Child {
     let mut cmd = Command::new(BIN);
     cmd.arg("import-db").arg(db).arg("--follow").arg("--state").arg(state).args(["--poll-ms", "100"]);
+    // Windows of one second of event time: the restart falls inside one (the writer is that quick).
+    cmd.args(["--window", "1"]);
     otel_env(&mut cmd, project);
     cmd.env("OTEL_METRIC_EXPORT_INTERVAL", "1000").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
 }
@@ -191,6 +194,33 @@ fn import_db_follow_keeps_up_with_a_concurrent_wal_writer_across_a_restart() {
     // Input tokens: 100 + 200 + 300 per session, counted once across both importer processes.
     let q = format!("sum(gen_ai_client_token_usage_sum{{service_name=\"{project}\",gen_ai_token_type=\"input\"}})");
     vm_wait_for(&q, (SESSIONS * 600) as f64);
+    // Window by window, the total is what the rows completed by then say: across the restart no window is
+    // counted twice or lost (the checkpoint carries the open windows' totals on).
+    let rows: Vec<(chrono::DateTime<chrono::Utc>, u64)> = {
+        let db = Connection::open(&db).unwrap();
+        let mut stmt =
+            db.prepare("SELECT completed_at, prompt_tokens FROM round_metrics WHERE status = 'success'").unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .map(|(t, n)| (chrono::DateTime::parse_from_rfc3339(&t).unwrap().to_utc(), n))
+            .collect();
+        rows
+    };
+    assert_eq!(rows.len(), SESSIONS * 3);
+    let second = chrono::Duration::seconds(1);
+    let first_end = rows.iter().map(|r| r.0).min().unwrap().duration_trunc(second).unwrap() + second;
+    let last_end = rows.iter().map(|r| r.0).max().unwrap().duration_trunc(second).unwrap() + second;
+    let q = format!(
+        "sum(last_over_time(gen_ai_client_token_usage_sum{{service_name=\"{project}\",gen_ai_token_type=\"input\"}}[1h]))"
+    );
+    let mut end = first_end;
+    while end <= last_end {
+        let want: u64 = rows.iter().filter(|(t, _)| *t < end).map(|r| r.1).sum();
+        wait_for_value(&format!("{q} at {end}"), want as f64, |_| vm_value_at(&q, end));
+        end += second;
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 

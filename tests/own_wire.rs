@@ -52,8 +52,15 @@ fn send(url: &str, max_points: usize, retry: RetryPolicy) -> Shipped {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let wire = MetricsWire::new(&target, retry).unwrap();
-        ship::send(&windows(), &wire, &[("service.name".into(), "wire".into())], Temporality::Cumulative, max_points)
-            .await
+        ship::send(
+            &windows(),
+            &wire,
+            &[("service.name".into(), "wire".into())],
+            Temporality::Cumulative,
+            max_points,
+            &mut Default::default(),
+        )
+        .await
     })
 }
 

@@ -31,6 +31,8 @@
 pub mod openmetrics;
 #[cfg(feature = "otel")]
 pub mod otlp;
+#[cfg(feature = "otel")]
+pub mod saved;
 #[cfg(any(feature = "http", feature = "grpc"))]
 pub mod ship;
 
@@ -55,6 +57,27 @@ pub struct Delta {
     /// Histograms: at most one exemplar per bucket, the first measurement of a span that fell in it (empty until
     /// one has).
     pub exemplars: Vec<Option<Exemplar>>,
+}
+
+impl Delta {
+    /// Adds `other`, a change of the same series in the same window.
+    fn merge(&mut self, other: Delta) {
+        self.sum += other.sum;
+        self.count += other.count;
+        if self.buckets.len() < other.buckets.len() {
+            self.buckets.resize(other.buckets.len(), 0);
+        }
+        self.buckets.iter_mut().zip(&other.buckets).for_each(|(a, b)| *a += b);
+        if self.exemplars.is_empty() {
+            self.exemplars = other.exemplars;
+        } else {
+            for (mine, theirs) in self.exemplars.iter_mut().zip(other.exemplars) {
+                if mine.is_none() {
+                    *mine = theirs;
+                }
+            }
+        }
+    }
 }
 
 /// A measurement that leads back to its span.
@@ -87,11 +110,13 @@ pub struct SeriesView<'a> {
 pub struct Windows {
     window_ms: i64,
     series: HashMap<(Instrument, Vec<KeyValue>), Series>,
+    /// Points are stamped no later than this (ms): windows shipped before they end (see [`Self::stamp_by`]).
+    stamp_by_ms: Option<i64>,
 }
 
 impl Windows {
     pub fn new(window: Duration) -> Windows {
-        Windows { window_ms: (window.as_millis() as i64).max(1), series: HashMap::new() }
+        Windows { window_ms: (window.as_millis() as i64).max(1), series: HashMap::new(), stamp_by_ms: None }
     }
 
     /// Adds one update that happened at `at`.
@@ -155,7 +180,12 @@ impl Windows {
                 windows: s
                     .windows
                     .iter()
-                    .map(|(w, d)| (at(w * self.window_ms), at((w + 1) * self.window_ms), d))
+                    .map(|(w, d)| {
+                        // Never at or before the series' first event, where its reset point is.
+                        let by = self.stamp_by_ms.map_or(i64::MAX, |b| b.max(s.first_ms + 1));
+                        let end = ((w + 1) * self.window_ms).min(by);
+                        (at(w * self.window_ms), at(end), d)
+                    })
                     .collect(),
             })
             .collect();
@@ -164,6 +194,42 @@ impl Windows {
             (order(s.instrument), s.attributes.iter().map(|kv| (kv.key, kv.value.to_string())).collect::<Vec<_>>())
         });
         all
+    }
+
+    /// Moves out every window that ends at or before `end`: a follower ships those and keeps the rest open.
+    pub fn take_until(&mut self, end: DateTime<Utc>) -> Windows {
+        let limit = end.timestamp_millis().div_euclid(self.window_ms);
+        let mut closed = Windows { window_ms: self.window_ms, series: HashMap::new(), stamp_by_ms: None };
+        for (key, s) in self.series.iter_mut() {
+            // Window w ends at (w + 1) * window_ms <= end exactly when w < limit.
+            let open = s.windows.split_off(&limit);
+            let done = std::mem::replace(&mut s.windows, open);
+            if !done.is_empty() {
+                closed.series.insert(key.clone(), Series { first_ms: s.first_ms, windows: done });
+            }
+        }
+        self.series.retain(|_, s| !s.windows.is_empty());
+        closed
+    }
+
+    /// Stamps the points of windows that end after `t` at `t` instead: a follower stopping with a checkpoint ships
+    /// its open windows as they stand at `t`, and the rest of each window, after a restart, goes at the window's
+    /// end (a later time), so no time holds two values.
+    pub fn stamp_by(&mut self, t: DateTime<Utc>) {
+        self.stamp_by_ms = Some(t.timestamp_millis());
+    }
+
+    /// Puts windows taken out with [`Self::take_until`] back (their shipment failed; they go again later).
+    pub fn put_back(&mut self, taken: Windows) {
+        for (key, s) in taken.series {
+            let mine =
+                self.series.entry(key).or_insert_with(|| Series { first_ms: s.first_ms, windows: BTreeMap::new() });
+            mine.first_ms = mine.first_ms.min(s.first_ms);
+            for (w, d) in s.windows {
+                let slot = mine.windows.entry(w).or_default();
+                slot.merge(d);
+            }
+        }
     }
 
     /// Writes every series as OpenMetrics text (see [`openmetrics::write`]).
@@ -264,6 +330,26 @@ impl Recorder {
             self.windows.add(at, &overflow_count(inst));
         }
         self.windows.add(at, &update);
+    }
+
+    /// Moves out the windows that end at or before `end` (see [`Windows::take_until`]).
+    pub fn take_closed(&mut self, end: DateTime<Utc>) -> Windows {
+        self.windows.take_until(end)
+    }
+
+    /// Puts windows whose shipment failed back in.
+    pub fn put_back(&mut self, taken: Windows) {
+        self.windows.put_back(taken)
+    }
+
+    /// The windows not yet taken out, for a checkpoint.
+    pub fn pending(&self) -> &Windows {
+        &self.windows
+    }
+
+    /// Restores the windows a checkpoint kept, before the first event of a restart.
+    pub fn restore(&mut self, pending: Windows) {
+        self.windows.put_back(pending)
     }
 
     /// Ends what is still open (as the bridge does at shutdown) and hands back the windows. A stream with no

@@ -8,6 +8,8 @@
 //! start to its end, holding the window's change. Histogram points carry the window's exemplars (at most one per
 //! bucket: trace id, span id, value, time), so a latency or token spike leads to its trace.
 
+use std::collections::HashMap;
+
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue as PbKv};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -49,6 +51,37 @@ pub fn requests(
     temporality: Temporality,
     max_points: usize,
 ) -> Vec<Request> {
+    encode(w, resource, temporality, max_points, &mut Running::default())
+}
+
+/// Where each cumulative series stands after the points encoded so far: its start and its totals. A follower
+/// keeps one across shipments (and in its checkpoint), so the windows it ships poll after poll make one
+/// cumulative series per attribute set, with one reset point.
+#[derive(Debug, Default, Clone)]
+pub struct Running {
+    pub(super) series: HashMap<SeriesKey, Totals>,
+}
+
+impl Running {
+    /// How many series it follows.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+}
+
+/// [`requests`], continuing the series `running` already holds (no second reset point, totals carried on) and
+/// adding those it does not.
+pub fn encode(
+    w: &Windows,
+    resource: &[(String, String)],
+    temporality: Temporality,
+    max_points: usize,
+    running: &mut Running,
+) -> Vec<Request> {
     let max_points = max_points.max(1);
     let resource = Resource {
         attributes: resource.iter().map(|(k, v)| pb_kv(k, AttrValue::from(v.as_str()))).collect(),
@@ -60,15 +93,19 @@ pub fn requests(
     let reset = super::Delta::default();
     for series in w.series() {
         let mut all = Vec::with_capacity(series.windows.len() + 1);
-        if temporality == Temporality::Cumulative {
-            all.push((series.first, series.first, &reset));
-        }
+        let key = (series.instrument, series.attributes.to_vec());
+        let bounds = series.instrument.def().buckets.len();
+        let totals = running.series.entry(key).or_insert_with(|| {
+            if temporality == Temporality::Cumulative {
+                all.push((series.first, series.first, &reset));
+            }
+            Totals::new(bounds, series.first)
+        });
         all.extend(series.windows.iter().copied());
         let mut windows = &all[..];
-        let mut totals = Totals::new(series.instrument.def().buckets.len());
         while !windows.is_empty() {
             let take = windows.len().min(max_points - points);
-            metrics.push(metric(&series, &windows[..take], temporality, &mut totals));
+            metrics.push(metric(&series, &windows[..take], temporality, totals));
             points += take;
             windows = &windows[take..];
             if points == max_points {
@@ -103,16 +140,20 @@ fn request(resource: &Resource, metrics: Vec<Metric>, points: usize) -> Request 
     Request { body, points }
 }
 
-/// A series' running totals, carried across the requests it is split over.
-struct Totals {
-    sum: f64,
-    count: u64,
-    buckets: Vec<u64>,
+pub(super) type SeriesKey = (crate::semconv::Instrument, Vec<crate::translate::KeyValue>);
+
+/// A series' start and running totals, carried across the requests (and shipments) it is split over.
+#[derive(Debug, Clone)]
+pub(super) struct Totals {
+    pub(super) start: chrono::DateTime<chrono::Utc>,
+    pub(super) sum: f64,
+    pub(super) count: u64,
+    pub(super) buckets: Vec<u64>,
 }
 
 impl Totals {
-    fn new(bounds: usize) -> Totals {
-        Totals { sum: 0.0, count: 0, buckets: vec![0; bounds + 1] }
+    fn new(bounds: usize, start: chrono::DateTime<chrono::Utc>) -> Totals {
+        Totals { start, sum: 0.0, count: 0, buckets: vec![0; bounds + 1] }
     }
 }
 
@@ -122,8 +163,9 @@ fn metric(series: &SeriesView<'_>, windows: &[Window<'_>], temporality: Temporal
     let def = series.instrument.def();
     let attributes: Vec<PbKv> = series.attributes.iter().map(|kv| pb_kv(kv.key, kv.value.clone())).collect();
     let nanos = |at: chrono::DateTime<chrono::Utc>| at.timestamp_nanos_opt().unwrap_or(0).max(0) as u64;
+    let series_start = nanos(t.start);
     let start = |window_start| match temporality {
-        Temporality::Cumulative => nanos(series.first),
+        Temporality::Cumulative => series_start,
         Temporality::Delta => nanos(window_start),
     };
     let aggregation_temporality = match temporality {

@@ -1,7 +1,7 @@
 //! Sends [`Windows`] over our own OTLP wire, request after request in the order [`otlp::requests`] gives (a
 //! series' points in time order), and says what arrived.
 
-use super::otlp::{self, Temporality};
+use super::otlp::{self, Running, Temporality};
 use super::Windows;
 use crate::wire::{FailReason, MetricsWire};
 
@@ -24,15 +24,30 @@ pub struct Shipped {
     pub first_error: Option<String>,
 }
 
-/// Encodes `w` (points of at most `max_points` per request) and sends it.
+impl std::ops::AddAssign<&Shipped> for Shipped {
+    fn add_assign(&mut self, s: &Shipped) {
+        self.requests += s.requests;
+        self.points += s.points;
+        self.delivered += s.delivered;
+        self.rejected += s.rejected;
+        self.failed += s.failed;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&s.first_error);
+        }
+    }
+}
+
+/// Encodes `w` (points of at most `max_points` per request), continuing the series `running` holds (see
+/// [`otlp::encode`]; a one-shot run passes a fresh one), and sends it.
 pub async fn send(
     w: &Windows,
     wire: &MetricsWire,
     resource: &[(String, String)],
     temporality: Temporality,
     max_points: usize,
+    running: &mut Running,
 ) -> Shipped {
-    let requests = otlp::requests(w, resource, temporality, max_points);
+    let requests = otlp::encode(w, resource, temporality, max_points, running);
     let mut s = Shipped { requests: requests.len(), ..Shipped::default() };
     let mut unavailable = false;
     for r in requests {

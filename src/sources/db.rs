@@ -68,6 +68,11 @@ impl OrderedJd {
     pub fn from_time(t: DateTime<Utc>) -> OrderedJd {
         OrderedJd(t.timestamp_millis() as f64 / 86_400_000.0 + 2_440_587.5)
     }
+    /// The time, to the millisecond.
+    pub fn to_time(self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(((self.0 - 2_440_587.5) * 86_400_000.0).round() as i64)
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+    }
 }
 
 pub struct MetricsDb {
@@ -149,14 +154,13 @@ impl MetricsDb {
         while let Some(row) = rows.next().map_err(q)? {
             let read = || -> Result<SyncMismatch, String> {
                 let day = text(row, "mismatch_date")?;
-                let midnight = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
-                    .map_err(|e| format!("mismatch_date {day:?} is not a date ({e})"))?
-                    .and_hms_opt(0, 0, 0)
-                    .expect("midnight exists")
-                    .and_utc();
+                let day = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                    .map_err(|e| format!("mismatch_date {day:?} is not a date ({e})"))?;
+                let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
                 let at = opt_text(row, "updated_at")?.and_then(|t| time(&t, "updated_at").ok()).unwrap_or(midnight);
                 Ok(SyncMismatch {
                     reason: text(row, "reason")?,
+                    day,
                     count: opt_u64(row, "count")?.unwrap_or(0),
                     at: at.max(midnight),
                 })
@@ -294,6 +298,8 @@ impl MetricsDb {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncMismatch {
     pub reason: String,
+    /// The row's `mismatch_date`: with the reason, what identifies the row.
+    pub day: chrono::NaiveDate,
     pub count: u64,
     /// The day's last occurrence (the row's `updated_at`), or the day's start when that cannot be read.
     pub at: DateTime<Utc>,

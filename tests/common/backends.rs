@@ -184,6 +184,15 @@ pub fn vm_value(query: &str) -> Option<f64> {
     r["value"][1].as_str()?.parse().ok()
 }
 
+/// Sums a PromQL expression over this run's series, evaluated at `t`.
+pub fn vm_value_at(query: &str, t: chrono::DateTime<chrono::Utc>) -> Option<f64> {
+    ureq::post(&format!("{VM}/internal/force_flush")).call().ok()?;
+    let t = t.timestamp_millis() as f64 / 1000.0;
+    let v = get(&format!("{VM}/api/v1/query?query={}&time={t:.3}", urlencode(query)))?;
+    let r = v["data"]["result"].as_array()?.first()?.clone();
+    r["value"][1].as_str()?.parse().ok()
+}
+
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

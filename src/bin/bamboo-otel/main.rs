@@ -74,7 +74,7 @@ pub enum ProtocolArg {
     HttpJson,
 }
 
-/// The metrics' timeline, for the one-shot commands (`replay`, `import-db` without `--follow`).
+/// The metrics' timeline, for `replay` and `import-db`.
 #[derive(Args, Debug, Clone)]
 pub struct Timeline {
     /// Write the metrics to FILE as OpenMetrics, in windows of the events' own time, for `promtool tsdb
@@ -82,7 +82,8 @@ pub struct Timeline {
     #[arg(long, value_name = "FILE")]
     openmetrics: Option<PathBuf>,
     /// Whose clock stamps exported metric points: `event` (windows of the events' own time, so history shows
-    /// when it happened) or `wall` (the export's time, as a live bridge does). `--follow` always uses `wall`.
+    /// when it happened) or `wall` (the export's time, as a live bridge does). With `import-db --follow`, each
+    /// window is shipped once complete and the checkpoint (`--state`) keeps the open ones.
     #[arg(long, value_enum, default_value = "event", value_name = "CLOCK")]
     metrics_clock: MetricsClock,
     /// The window of event time, in seconds: one point per series and window with a change.
@@ -173,12 +174,12 @@ fn main() -> ExitCode {
         tracing_subscriber::registry().with(stderr.with_filter(only_ours)).init();
     }
     let code = match &cli.command {
-        Command::Replay { files, timeline } => commands::replay(&cli.global, files, backfill(timeline, false)),
+        Command::Replay { files, timeline } => commands::replay(&cli.global, files, backfill(timeline)),
         Command::Follow { file, state, poll_ms, checkpoint_ms } => {
             commands::follow(&cli.global, file, state.as_deref(), *poll_ms, *checkpoint_ms)
         }
         Command::ImportDb { path, since, follow, state, poll_ms, timeline } => {
-            let backfill = backfill(timeline, *follow);
+            let backfill = backfill(timeline);
             commands::import_db(&cli.global, path, since.as_deref(), *follow, state.as_deref(), *poll_ms, backfill)
         }
         Command::Demo { sessions } => commands::demo(&cli.global, *sessions),
@@ -187,10 +188,10 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-fn backfill(t: &Timeline, follow: bool) -> commands::Backfill {
+fn backfill(t: &Timeline) -> commands::Backfill {
     commands::Backfill {
         openmetrics: t.openmetrics.clone(),
-        wall_clock: follow || t.metrics_clock == MetricsClock::Wall,
+        wall_clock: t.metrics_clock == MetricsClock::Wall,
         window: std::time::Duration::from_secs(t.window.max(1)),
     }
 }

@@ -5,10 +5,11 @@
 //! deterministic ids, remembered for the overlap window and kept in the checkpoint, so a restart neither skips
 //! nor repeats.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use bamboo_otel::history::saved::Saved;
 use bamboo_otel::sources::checkpoint;
 use bamboo_otel::sources::db::{completion, MetricsDb, OrderedJd};
 use bamboo_otel::MetricsEvent;
@@ -25,6 +26,12 @@ struct State {
     high_water: Option<OrderedJd>,
     /// Event ids sent within the overlap window, with their time.
     recent: HashMap<String, f64>,
+    /// Metrics in event time: the windows not shipped yet and where each shipped series stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metrics: Option<Saved>,
+    /// The execute-sync mismatch counts already counted, by day and reason.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    sync_mismatches: BTreeMap<String, u64>,
 }
 
 pub fn import_db(
@@ -70,6 +77,12 @@ pub fn import_db(
         Ok(x) => x,
         Err(code) => return code,
     };
+    if let (Some(h), Some(saved)) = (history.as_mut(), st.metrics.take()) {
+        if let Err(e) = h.restore(saved) {
+            eprintln!("bamboo-otel: cannot resume from the checkpoint: {e}");
+            return EXIT_EXPORT_FAILED;
+        }
+    }
     let bridge = match build(b) {
         Ok(b) => b,
         Err(code) => return code,
@@ -90,6 +103,7 @@ pub fn import_db(
     loop {
         let from = if follow && !first { st.high_water.map(|h| h.minus(OVERLAP)) } else { st.high_water };
         let mut sent_now = 0u64;
+        let mut shipped_now = false;
         let mut strict_hit = false;
         let scanned = db.scan(from, &mut |item| match item {
             Ok(row) => {
@@ -128,6 +142,18 @@ pub fn import_db(
                 // What was sent in this scan is remembered as of the mark it raised.
                 let mark = st.high_water.map_or(0.0, |h| h.0);
                 st.recent.values_mut().chain(sent.values_mut()).filter(|v| v.is_infinite()).for_each(|v| *v = mark);
+                if let (Some(h), true) = (history.as_mut(), follow) {
+                    match db.sync_mismatches(&mut |p| problems.report(&name, &p)) {
+                        Ok(rows) => h.follow_sync_mismatches(rows, &mut st.sync_mismatches),
+                        Err(e) => eprintln!("bamboo-otel: {e}"),
+                    }
+                    // Rows are found up to OVERLAP behind the newest (or behind now, for a database at rest):
+                    // windows ending before that are complete.
+                    let newest = st.high_water.map(|h| h.to_time()).into_iter().chain([chrono::Utc::now()]).max();
+                    if let Some(t) = newest {
+                        shipped_now = h.ship_closed(t - OVERLAP);
+                    }
+                }
             }
             Err(e) => {
                 read_failed = true;
@@ -150,8 +176,12 @@ pub fn import_db(
             sent.retain(|_, jd| *jd >= keep_from);
         }
         let stopping = stopped(&stop);
-        if sent_now > 0 || stopping {
+        if sent_now > 0 || shipped_now || stopping {
             if let Some(p) = state {
+                if let (Some(h), true) = (history.as_mut(), stopping) {
+                    h.ship_open(chrono::Utc::now());
+                }
+                st.metrics = history.as_ref().map(|h| h.saved());
                 if bridge.force_flush(flush_timeout(g)) {
                     if let Err(e) = checkpoint::save(p, &st) {
                         eprintln!("{}: cannot write the checkpoint: {e}", p.display());
@@ -168,7 +198,7 @@ pub fn import_db(
     if !g.quiet {
         eprintln!("bamboo-otel: {rows} rows read from {name}");
     }
-    if let Some(h) = history.as_mut() {
+    if let (Some(h), false) = (history.as_mut(), follow) {
         match db.sync_mismatches(&mut |p| problems.report(&name, &p)) {
             Ok(rows) => h.add_sync_mismatches(rows),
             Err(e) => {
@@ -177,7 +207,11 @@ pub fn import_db(
             }
         }
     }
-    let history_failed = history.is_some_and(|h| !h.finish(g));
+    let history_failed = match history {
+        Some(h) if follow => !h.stop_following(state.is_some(), g),
+        Some(h) => !h.finish(g),
+        None => false,
+    };
     let report = bridge.shutdown(flush_timeout(g));
     let code = summary(g.quiet, events, problems.count, &report, started);
     if history_failed {
