@@ -52,14 +52,21 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 pub struct Delta {
     pub sum: f64,
     pub count: u64,
-    /// Histograms: observations per bucket (the last one is +Inf).
+    /// Histograms: observations per bucket (the last one is +Inf); empty for counters.
     pub buckets: Vec<u64>,
-    /// Histograms: at most one exemplar per bucket, the first measurement of a span that fell in it (empty until
-    /// one has).
-    pub exemplars: Vec<Option<Exemplar>>,
+    /// Histograms: at most one exemplar per bucket, the first measurement of a span that fell in it, as (bucket
+    /// index, exemplar) in bucket order. Sparse: a window has one or two, a histogram a dozen buckets.
+    pub exemplars: Vec<(u16, Exemplar)>,
 }
 
 impl Delta {
+    /// Keeps `e` for bucket `i` unless the bucket has one.
+    fn exemplar(&mut self, i: u16, e: Exemplar) {
+        if let Err(at) = self.exemplars.binary_search_by_key(&i, |x| x.0) {
+            self.exemplars.insert(at, (i, e));
+        }
+    }
+
     /// Adds `other`, a change of the same series in the same window.
     fn merge(&mut self, other: Delta) {
         self.sum += other.sum;
@@ -68,14 +75,8 @@ impl Delta {
             self.buckets.resize(other.buckets.len(), 0);
         }
         self.buckets.iter_mut().zip(&other.buckets).for_each(|(a, b)| *a += b);
-        if self.exemplars.is_empty() {
-            self.exemplars = other.exemplars;
-        } else {
-            for (mine, theirs) in self.exemplars.iter_mut().zip(other.exemplars) {
-                if mine.is_none() {
-                    *mine = theirs;
-                }
-            }
+        for (i, e) in other.exemplars {
+            self.exemplar(i, e);
         }
     }
 }
@@ -128,10 +129,10 @@ impl Windows {
             .entry((u.instrument, u.attributes.clone()))
             .or_insert_with(|| Series { first_ms: ms, windows: BTreeMap::new() });
         series.first_ms = series.first_ms.min(ms);
-        let d = series
-            .windows
-            .entry(ms.div_euclid(self.window_ms))
-            .or_insert_with(|| Delta { buckets: vec![0; def.buckets.len() + 1], ..Delta::default() });
+        let d = series.windows.entry(ms.div_euclid(self.window_ms)).or_insert_with(|| Delta {
+            buckets: if def.kind == InstrumentKind::Histogram { vec![0; def.buckets.len() + 1] } else { Vec::new() },
+            ..Delta::default()
+        });
         let v = match u.value {
             MetricValue::U64(v) => v as f64,
             MetricValue::I64(v) => v as f64,
@@ -143,10 +144,7 @@ impl Windows {
             let i = def.buckets.iter().position(|b| v <= *b).unwrap_or(def.buckets.len());
             d.buckets[i] += 1;
             if let Some(span) = u.span {
-                if d.exemplars.is_empty() {
-                    d.exemplars = vec![None; d.buckets.len()];
-                }
-                d.exemplars[i].get_or_insert(Exemplar { value: v, at, span });
+                d.exemplar(i as u16, Exemplar { value: v, at, span });
             }
         }
     }

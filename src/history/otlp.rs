@@ -51,7 +51,7 @@ pub fn requests(
     temporality: Temporality,
     max_points: usize,
 ) -> Vec<Request> {
-    encode(w, resource, temporality, max_points, &mut Running::default())
+    encode(w, resource, temporality, max_points, &mut Running::default()).collect()
 }
 
 /// Where each cumulative series stands after the points encoded so far: its start and its totals. A follower
@@ -73,51 +73,75 @@ impl Running {
     }
 }
 
-/// [`requests`], continuing the series `running` already holds (no second reset point, totals carried on) and
-/// adding those it does not.
-pub fn encode(
-    w: &Windows,
+/// [`requests`] one at a time (only the request being sent is in memory), continuing the series `running`
+/// already holds (no second reset point, totals carried on) and adding those it does not.
+pub fn encode<'a>(
+    w: &'a Windows,
     resource: &[(String, String)],
     temporality: Temporality,
     max_points: usize,
-    running: &mut Running,
-) -> Vec<Request> {
-    let max_points = max_points.max(1);
-    let resource = Resource {
-        attributes: resource.iter().map(|(k, v)| pb_kv(k, AttrValue::from(v.as_str()))).collect(),
-        ..Resource::default()
-    };
-    let mut out = Vec::new();
-    let mut metrics: Vec<Metric> = Vec::new();
-    let mut points = 0;
-    let reset = super::Delta::default();
-    for series in w.series() {
-        let mut all = Vec::with_capacity(series.windows.len() + 1);
-        let key = (series.instrument, series.attributes.to_vec());
-        let bounds = series.instrument.def().buckets.len();
-        let totals = running.series.entry(key).or_insert_with(|| {
-            if temporality == Temporality::Cumulative {
-                all.push((series.first, series.first, &reset));
+    running: &'a mut Running,
+) -> Requests<'a> {
+    Requests {
+        series: w.series().into_iter(),
+        current: None,
+        resource: Resource {
+            attributes: resource.iter().map(|(k, v)| pb_kv(k, AttrValue::from(v.as_str()))).collect(),
+            ..Resource::default()
+        },
+        temporality,
+        max_points: max_points.max(1),
+        running,
+    }
+}
+
+/// The change of a reset point: none.
+static RESET: super::Delta = super::Delta { sum: 0.0, count: 0, buckets: Vec::new(), exemplars: Vec::new() };
+
+/// The requests of [`encode`], made as they are asked for.
+pub struct Requests<'a> {
+    series: std::vec::IntoIter<SeriesView<'a>>,
+    /// The series being encoded, its points (reset point first, if new) and how many are done.
+    current: Option<(SeriesView<'a>, SeriesKey, Vec<Window<'a>>, usize)>,
+    resource: Resource,
+    temporality: Temporality,
+    max_points: usize,
+    running: &'a mut Running,
+}
+
+impl Iterator for Requests<'_> {
+    type Item = Request;
+
+    fn next(&mut self) -> Option<Request> {
+        let mut metrics: Vec<Metric> = Vec::new();
+        let mut points = 0;
+        while points < self.max_points {
+            if self.current.is_none() {
+                let Some(series) = self.series.next() else { break };
+                let key = (series.instrument, series.attributes.to_vec());
+                let mut all = Vec::with_capacity(series.windows.len() + 1);
+                if !self.running.series.contains_key(&key) {
+                    if self.temporality == Temporality::Cumulative {
+                        all.push((series.first, series.first, &RESET));
+                    }
+                    let bounds = series.instrument.def().buckets.len();
+                    self.running.series.insert(key.clone(), Totals::new(bounds, series.first));
+                }
+                all.extend(series.windows.iter().copied());
+                self.current = Some((series, key, all, 0));
             }
-            Totals::new(bounds, series.first)
-        });
-        all.extend(series.windows.iter().copied());
-        let mut windows = &all[..];
-        while !windows.is_empty() {
-            let take = windows.len().min(max_points - points);
-            metrics.push(metric(&series, &windows[..take], temporality, totals));
+            let (series, key, all, done) = self.current.as_mut().expect("set above");
+            let take = (all.len() - *done).min(self.max_points - points);
+            let totals = self.running.series.get_mut(key).expect("inserted when the series began");
+            metrics.push(metric(series, &all[*done..*done + take], self.temporality, totals));
             points += take;
-            windows = &windows[take..];
-            if points == max_points {
-                out.push(request(&resource, std::mem::take(&mut metrics), points));
-                points = 0;
+            *done += take;
+            if *done == all.len() {
+                self.current = None;
             }
         }
+        (points > 0).then(|| request(&self.resource, metrics, points))
     }
-    if points > 0 {
-        out.push(request(&resource, metrics, points));
-    }
-    out
 }
 
 fn request(resource: &Resource, metrics: Vec<Metric>, points: usize) -> Request {
@@ -195,7 +219,7 @@ fn metric(series: &SeriesView<'_>, windows: &[Window<'_>], temporality: Temporal
                         sum: Some(sum),
                         bucket_counts: buckets,
                         explicit_bounds: def.buckets.to_vec(),
-                        exemplars: d.exemplars.iter().flatten().map(|e| pb_exemplar(e, nanos(e.at))).collect(),
+                        exemplars: d.exemplars.iter().map(|(_, e)| pb_exemplar(e, nanos(e.at))).collect(),
                         ..HistogramDataPoint::default()
                     }
                 })

@@ -43,9 +43,9 @@ pub struct SavedDelta {
     pub count: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<u64>,
-    /// Per bucket: (value, time in ms, trace id, span id), hex ids.
+    /// (bucket, value, time in ms, trace id, span id), hex ids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exemplars: Vec<Option<(f64, i64, String, String)>>,
+    pub exemplars: Vec<(u16, f64, i64, String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,8 +188,8 @@ fn delta_out(d: &Delta) -> SavedDelta {
         exemplars: d
             .exemplars
             .iter()
-            .map(|e| {
-                e.map(|e| (e.value, e.at.timestamp_millis(), e.span.trace_id.to_string(), e.span.span_id.to_string()))
+            .map(|(i, e)| {
+                (*i, e.value, e.at.timestamp_millis(), e.span.trace_id.to_string(), e.span.span_id.to_string())
             })
             .collect(),
     }
@@ -197,20 +197,15 @@ fn delta_out(d: &Delta) -> SavedDelta {
 
 fn delta_in(d: SavedDelta) -> Result<Delta, String> {
     let mut exemplars = Vec::with_capacity(d.exemplars.len());
-    for e in d.exemplars {
-        exemplars.push(match e {
-            None => None,
-            Some((value, at_ms, trace, span)) => {
-                let trace_id = TraceId::parse_w3c(&trace).ok_or_else(|| format!("exemplar trace id {trace:?}"))?;
-                let span_id = u64::from_str_radix(&span, 16)
-                    .ok()
-                    .filter(|_| span.len() == 16)
-                    .map(|v| SpanId(v.to_be_bytes()))
-                    .ok_or_else(|| format!("exemplar span id {span:?}"))?;
-                let at = chrono::DateTime::from_timestamp_millis(at_ms).ok_or("an exemplar time out of range")?;
-                Some(Exemplar { value, at, span: SpanRef { trace_id, span_id } })
-            }
-        });
+    for (i, value, at_ms, trace, span) in d.exemplars {
+        let trace_id = TraceId::parse_w3c(&trace).ok_or_else(|| format!("exemplar trace id {trace:?}"))?;
+        let span_id = u64::from_str_radix(&span, 16)
+            .ok()
+            .filter(|_| span.len() == 16)
+            .map(|v| SpanId(v.to_be_bytes()))
+            .ok_or_else(|| format!("exemplar span id {span:?}"))?;
+        let at = chrono::DateTime::from_timestamp_millis(at_ms).ok_or("an exemplar time out of range")?;
+        exemplars.push((i, Exemplar { value, at, span: SpanRef { trace_id, span_id } }));
     }
     Ok(Delta { sum: d.sum, count: d.count, buckets: d.buckets, exemplars })
 }
@@ -237,7 +232,8 @@ mod tests {
         w.add(at(130), &latency(3.0));
         let shipped = w.take_until(at(120));
         let mut running = Running::default();
-        super::super::otlp::encode(&shipped, &[], super::super::otlp::Temporality::Cumulative, 100, &mut running);
+        super::super::otlp::encode(&shipped, &[], super::super::otlp::Temporality::Cumulative, 100, &mut running)
+            .for_each(drop);
         let saved = Saved::of(&w, &running);
         let json = serde_json::to_string(&saved).unwrap();
         let back: Saved = serde_json::from_str(&json).unwrap();

@@ -47,10 +47,10 @@ pub async fn send(
     max_points: usize,
     running: &mut Running,
 ) -> Shipped {
-    let requests = otlp::encode(w, resource, temporality, max_points, running);
-    let mut s = Shipped { requests: requests.len(), ..Shipped::default() };
+    let mut s = Shipped::default();
     let mut unavailable = false;
-    for r in requests {
+    for r in otlp::encode(w, resource, temporality, max_points, running) {
+        s.requests += 1;
         let n = r.points as u64;
         s.points += n;
         if unavailable {
