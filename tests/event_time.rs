@@ -325,3 +325,112 @@ fn a_one_shot_replay_leaves_no_dashboard_query_empty_on_either_engine() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `import-db --follow --state` on the same three days, written in two parts with a restart between them and a
+/// third run that finds nothing new: every window and every day's mismatch count is what the rows say, once.
+#[test]
+fn a_follower_restarted_twice_ships_every_window_once() {
+    let salt = salt();
+    let dir = std::env::temp_dir().join(format!("bamboo-otel-event-time-follow-{salt}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (db, state) = (dir.join("metrics.db"), dir.join("state.json"));
+    let day0 = (Utc::now() - Span::days(4)).duration_trunc(Span::days(1)).unwrap() + Span::hours(8);
+    let rows = history(day0);
+    let (before, after): (Vec<_>, Vec<_>) = rows.iter().cloned().partition(|(at, _)| *at < day0 + Span::days(2));
+    assert!(!before.is_empty() && !after.is_empty());
+    write_db(&db, &before);
+    let service = format!("event-time-follow-{salt}");
+    let sel = format!("service_name=\"{service}\"");
+    let rounds = format!("sum(last_over_time(bamboo_rounds_total{{{sel}}}[5d]))");
+    let follow = |want_rounds: usize| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("import-db").arg(&db).arg("--follow").arg("--state").arg(&state).args(["--poll-ms", "100"]);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("OTEL_") || k.starts_with("BAMBOO_OTEL_")) {
+            cmd.env_remove(k);
+        }
+        let mut child = cmd
+            .env("OTEL_SERVICE_NAME", &service)
+            .env("OTEL_TRACES_EXPORTER", "none")
+            .env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf")
+            .env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", Engine::VictoriaMetrics.otlp_url())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The rows' windows are days old: complete at once, shipped after the first poll.
+        let t = Utc::now();
+        let shipped = std::panic::catch_unwind(|| {
+            poll(60, &format!("{want_rounds} rounds in VictoriaMetrics"), || {
+                let got = Engine::VictoriaMetrics.at(&rounds, t).first().map(|r| r.1);
+                (got == Some(want_rounds as f64)).then_some(())
+            })
+        });
+        if let Err(e) = shipped {
+            let _ = child.kill();
+            std::panic::resume_unwind(e);
+        }
+        // The last run finds its data already there: stop it only once it handles SIGTERM (it then finishes
+        // the poll it is in).
+        poll(30, "the follower to handle SIGTERM", || sigterm_handled(child.id()).then_some(()));
+        assert!(Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap().success());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{:?} {stderr}", out.status);
+        assert!(stderr.contains(" 0 refused, 0 failed"), "every point delivered: {stderr}");
+    };
+    let completed = |rows: &[(DateTime<Utc>, MetricsMutation)]| {
+        rows.iter().filter(|(_, m)| matches!(m, MetricsMutation::RoundCompleted { .. })).count()
+    };
+    follow(completed(&before));
+    write_db(&db, &after);
+    follow(completed(&rows));
+    follow(completed(&rows));
+
+    let families = [
+        format!("sum by (bamboo_round_status) (last_over_time(bamboo_rounds_total{{{sel}}}[5d]))"),
+        format!(
+            "sum by (gen_ai_request_model, gen_ai_token_type) (last_over_time(gen_ai_client_token_usage_sum{{{sel}}}[5d]))"
+        ),
+        format!(
+            "sum by (gen_ai_request_model, gen_ai_token_type) (last_over_time(bamboo_usage_tokens_total{{{sel}}}[5d]))"
+        ),
+    ];
+    let engine = Engine::VictoriaMetrics;
+    let mut ends: Vec<DateTime<Utc>> = rows
+        .iter()
+        .filter(|(_, m)| matches!(m, MetricsMutation::RoundCompleted { .. }))
+        .map(|(at, _)| window_end(*at))
+        .collect();
+    ends.dedup();
+    for end in &ends {
+        for t in [*end - Span::seconds(1), *end] {
+            let want = expected(&rows, t);
+            for (expr, want) in families.iter().zip(want) {
+                assert_eq!(engine.map_at(expr, t), want, "at {t}: {expr}");
+            }
+        }
+    }
+    for d in 0..3i64 {
+        let t = day0 + Span::days(d) + Span::hours(12);
+        for reason in ["stale_snapshot", "lost_lock"] {
+            let want = rows
+                .iter()
+                .filter(|(at, m)| {
+                    *at <= t && matches!(m, MetricsMutation::ExecuteSyncMismatch { reason: r, .. } if r == reason)
+                })
+                .count() as f64;
+            let q =
+                format!("sum(last_over_time(bamboo_execute_sync_mismatches_total{{{sel}, reason=\"{reason}\"}}[5d]))");
+            assert_eq!(engine.at(&q, t).first().map(|r| r.1).unwrap_or(0.0), want, "day {d}: {q}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether process `pid` has a handler for SIGTERM (Linux: bit 15 of `SigCgt` in /proc/PID/status).
+fn sigterm_handled(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("SigCgt:").map(|m| m.trim().to_owned())))
+        .and_then(|m| u64::from_str_radix(&m, 16).ok())
+        .is_some_and(|mask| mask & (1 << (15 - 1)) != 0)
+}

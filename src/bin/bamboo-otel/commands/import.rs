@@ -100,6 +100,7 @@ pub fn import_db(
     // logged once per run of failing scans.
     let mut read_failed = false;
     let mut failing = false;
+    let mut mismatches_failing = false;
     loop {
         let from = if follow && !first { st.high_water.map(|h| h.minus(OVERLAP)) } else { st.high_water };
         let mut sent_now = 0u64;
@@ -143,9 +144,22 @@ pub fn import_db(
                 let mark = st.high_water.map_or(0.0, |h| h.0);
                 st.recent.values_mut().chain(sent.values_mut()).filter(|v| v.is_infinite()).for_each(|v| *v = mark);
                 if let (Some(h), true) = (history.as_mut(), follow) {
-                    match db.sync_mismatches(&mut |p| problems.report(&name, &p)) {
-                        Ok(rows) => h.follow_sync_mismatches(rows, &mut st.sync_mismatches),
-                        Err(e) => eprintln!("bamboo-otel: {e}"),
+                    // The whole (small) table each poll; a bad row is reported on the first poll only.
+                    let report = first;
+                    match db.sync_mismatches(&mut |p| {
+                        if report {
+                            problems.report(&name, &p)
+                        }
+                    }) {
+                        Ok(rows) => {
+                            mismatches_failing = false;
+                            h.follow_sync_mismatches(rows, &mut st.sync_mismatches)
+                        }
+                        Err(e) => {
+                            if !std::mem::replace(&mut mismatches_failing, true) {
+                                eprintln!("bamboo-otel: {e} (retrying every poll; logged once until a read succeeds)");
+                            }
+                        }
                     }
                     // Rows are found up to OVERLAP behind the newest (or behind now, for a database at rest):
                     // windows ending before that are complete.
