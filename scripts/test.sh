@@ -20,6 +20,8 @@ cargo clippy --no-default-features --features sources --all-targets -- -D warnin
 cargo clippy --no-default-features --all-targets -- -D warnings
 cargo clippy --no-default-features --features grpc --all-targets -- -D warnings
 cargo clippy --no-default-features --features http --all-targets -- -D warnings
+# The README's quickstart, a package of its own (quickstart/) so its cold build stays small.
+cargo clippy -p quickstart -- -D warnings
 if cargo tree --no-default-features -e normal | grep -q opentelemetry; then
   echo "the build without the otel feature must not depend on OpenTelemetry" >&2
   exit 1

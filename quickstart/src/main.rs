@@ -2,8 +2,8 @@
 //! No collector needed:
 //!
 //! ```text
-//! cargo run --example quickstart                 # a built-in session: rounds, tool calls, a failed round
-//! cargo run --example quickstart -- events.jsonl # your own JSON lines (one MetricsEvent each)
+//! cargo run -p quickstart                 # a built-in session: rounds, tool calls, a failed round
+//! cargo run -p quickstart -- events.jsonl # your own JSON lines (one MetricsEvent each)
 //! ```
 
 use bamboo_otel::console::{render_tree, MetricTotals};
