@@ -136,6 +136,61 @@ fn expected(rows: &[(DateTime<Utc>, MetricsMutation)], t: DateTime<Utc>) -> [BTr
     [rounds, tokens, usage].map(|m| m.into_iter().filter(|(_, v)| *v != 0.0).collect())
 }
 
+/// The three families checked window by window, for the series of `sel`.
+fn families(sel: &str) -> [String; 3] {
+    [
+        format!("sum by (bamboo_round_status) (last_over_time(bamboo_rounds_total{{{sel}}}[5d]))"),
+        format!(
+            "sum by (gen_ai_request_model, gen_ai_token_type) (last_over_time(gen_ai_client_token_usage_sum{{{sel}}}[5d]))"
+        ),
+        format!(
+            "sum by (gen_ai_request_model, gen_ai_token_type) (last_over_time(bamboo_usage_tokens_total{{{sel}}}[5d]))"
+        ),
+    ]
+}
+
+/// The ends of the windows in which rounds completed, in order.
+fn round_window_ends(rows: &[(DateTime<Utc>, MetricsMutation)]) -> Vec<DateTime<Utc>> {
+    let mut ends: Vec<DateTime<Utc>> = rows
+        .iter()
+        .filter(|(_, m)| matches!(m, MetricsMutation::RoundCompleted { .. }))
+        .map(|(at, _)| window_end(*at))
+        .collect();
+    ends.dedup();
+    ends
+}
+
+/// At each window's end and a second before it, the totals are what the rows say by then: each window moves by
+/// exactly its rows, at the time they happened.
+fn assert_every_window(engine: Engine, rows: &[(DateTime<Utc>, MetricsMutation)], sel: &str) {
+    let families = families(sel);
+    for end in round_window_ends(rows) {
+        for t in [end - Span::seconds(1), end] {
+            for (expr, want) in families.iter().zip(expected(rows, t)) {
+                assert_eq!(engine.map_at(expr, t), want, "{engine:?} at {t}: {expr}");
+            }
+        }
+    }
+}
+
+/// Each day's execute-sync mismatches by reason, as the rows say.
+fn assert_mismatches_by_day(engine: Engine, rows: &[(DateTime<Utc>, MetricsMutation)], day0: DateTime<Utc>, sel: &str) {
+    for d in 0..3i64 {
+        let t = day0 + Span::days(d) + Span::hours(12);
+        for reason in ["stale_snapshot", "lost_lock"] {
+            let want = rows
+                .iter()
+                .filter(|(at, m)| {
+                    *at <= t && matches!(m, MetricsMutation::ExecuteSyncMismatch { reason: r, .. } if r == reason)
+                })
+                .count() as f64;
+            let q =
+                format!("sum(last_over_time(bamboo_execute_sync_mismatches_total{{{sel}, reason=\"{reason}\"}}[5d]))");
+            assert_eq!(engine.at(&q, t).first().map(|r| r.1).unwrap_or(0.0), want, "{engine:?} day {d}: {q}");
+        }
+    }
+}
+
 #[test]
 fn import_db_puts_every_window_on_the_rows_own_days_with_exemplars_that_lead_to_their_spans() {
     let salt = salt();
@@ -173,51 +228,21 @@ fn import_db_puts_every_window_on_the_rows_own_days_with_exemplars_that_lead_to_
     );
 
     let sel = format!("service_name=\"{service}\"");
-    let families = [
-        format!("sum by (bamboo_round_status) (last_over_time(bamboo_rounds_total{{{sel}}}[5d]))"),
-        format!(
-            "sum by (gen_ai_request_model, gen_ai_token_type) (last_over_time(gen_ai_client_token_usage_sum{{{sel}}}[5d]))"
-        ),
-        format!(
-            "sum by (gen_ai_request_model, gen_ai_token_type) (last_over_time(bamboo_usage_tokens_total{{{sel}}}[5d]))"
-        ),
-    ];
-    let mut ends: Vec<DateTime<Utc>> = rows
-        .iter()
-        .filter(|(_, m)| matches!(m, MetricsMutation::RoundCompleted { .. }))
-        .map(|(at, _)| window_end(*at))
-        .collect();
-    ends.dedup();
+    let (rounds, last_end) = (&families(&sel)[0], *round_window_ends(&rows).last().unwrap());
     for engine in [Engine::Prometheus(prom.addr), Engine::VictoriaMetrics] {
         poll(60, &format!("{engine:?} to hold the import"), || {
-            Some(()).filter(|_| !engine.at(&families[0], ends[ends.len() - 1]).is_empty())
+            Some(()).filter(|_| !engine.at(rounds, last_end).is_empty())
         });
-        // At each window's end and a second before it: the totals move by exactly that window's rows, at the
-        // time they happened.
-        for end in &ends {
-            for t in [*end - Span::seconds(1), *end] {
-                let want = expected(&rows, t);
-                for (expr, want) in families.iter().zip(want) {
-                    assert_eq!(engine.map_at(expr, t), want, "{engine:?} at {t}: {expr}");
-                }
-            }
-        }
-        // Per day: sessions and execute-sync mismatches by reason, as the rows say.
+        assert_every_window(engine, &rows, &sel);
+        assert_mismatches_by_day(engine, &rows, day0, &sel);
+        // Sessions per day, as the rows say.
         for d in 0..3i64 {
             let t = day0 + Span::days(d) + Span::hours(12);
-            let count =
-                |f: &dyn Fn(&MetricsMutation) -> bool| rows.iter().filter(|(at, m)| *at <= t && f(m)).count() as f64;
-            let sessions = count(&|m| matches!(m, MetricsMutation::SessionCompleted { .. }));
+            let sessions =
+                rows.iter().filter(|(at, m)| *at <= t && matches!(m, MetricsMutation::SessionCompleted { .. })).count()
+                    as f64;
             let q = format!("sum(last_over_time(bamboo_sessions_total{{{sel}}}[5d]))");
             assert_eq!(engine.at(&q, t).first().map(|r| r.1), Some(sessions), "{engine:?} day {d}: {q}");
-            for reason in ["stale_snapshot", "lost_lock"] {
-                let want =
-                    count(&|m| matches!(m, MetricsMutation::ExecuteSyncMismatch { reason: r, .. } if r == reason));
-                let q = format!(
-                    "sum(last_over_time(bamboo_execute_sync_mismatches_total{{{sel}, reason=\"{reason}\"}}[5d]))"
-                );
-                assert_eq!(engine.at(&q, t).first().map(|r| r.1).unwrap_or(0.0), want, "{engine:?} day {d}: {q}");
-            }
         }
         // Nothing before the data began; the rate panels have data inside a session's hour.
         let q = format!("bamboo_rounds_total{{{sel}}}");
@@ -385,44 +410,8 @@ fn a_follower_restarted_twice_ships_every_window_once() {
     follow(completed(&rows));
     follow(completed(&rows));
 
-    let families = [
-        format!("sum by (bamboo_round_status) (last_over_time(bamboo_rounds_total{{{sel}}}[5d]))"),
-        format!(
-            "sum by (gen_ai_request_model, gen_ai_token_type) (last_over_time(gen_ai_client_token_usage_sum{{{sel}}}[5d]))"
-        ),
-        format!(
-            "sum by (gen_ai_request_model, gen_ai_token_type) (last_over_time(bamboo_usage_tokens_total{{{sel}}}[5d]))"
-        ),
-    ];
-    let engine = Engine::VictoriaMetrics;
-    let mut ends: Vec<DateTime<Utc>> = rows
-        .iter()
-        .filter(|(_, m)| matches!(m, MetricsMutation::RoundCompleted { .. }))
-        .map(|(at, _)| window_end(*at))
-        .collect();
-    ends.dedup();
-    for end in &ends {
-        for t in [*end - Span::seconds(1), *end] {
-            let want = expected(&rows, t);
-            for (expr, want) in families.iter().zip(want) {
-                assert_eq!(engine.map_at(expr, t), want, "at {t}: {expr}");
-            }
-        }
-    }
-    for d in 0..3i64 {
-        let t = day0 + Span::days(d) + Span::hours(12);
-        for reason in ["stale_snapshot", "lost_lock"] {
-            let want = rows
-                .iter()
-                .filter(|(at, m)| {
-                    *at <= t && matches!(m, MetricsMutation::ExecuteSyncMismatch { reason: r, .. } if r == reason)
-                })
-                .count() as f64;
-            let q =
-                format!("sum(last_over_time(bamboo_execute_sync_mismatches_total{{{sel}, reason=\"{reason}\"}}[5d]))");
-            assert_eq!(engine.at(&q, t).first().map(|r| r.1).unwrap_or(0.0), want, "day {d}: {q}");
-        }
-    }
+    assert_every_window(Engine::VictoriaMetrics, &rows, &sel);
+    assert_mismatches_by_day(Engine::VictoriaMetrics, &rows, day0, &sel);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
