@@ -79,7 +79,9 @@ impl Engine {
     fn at(self, expr: &str, t: DateTime<Utc>) -> Vec<(Vec<String>, f64)> {
         let base = match self {
             Engine::VictoriaMetrics => {
-                ureq::post(&format!("{VM}/internal/force_flush")).call().unwrap();
+                if let Err(e) = ureq::post(&format!("{VM}/internal/force_flush")).call() {
+                    panic!("{VM}: {e}{}", common::backends::backends_down());
+                }
                 VM.to_owned()
             }
             Engine::Prometheus(addr) => format!("http://{addr}"),
@@ -107,7 +109,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> String {
     cmd.envs(env.iter().copied());
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}{}", common::backends::backends_down());
     assert!(stderr.contains(" 0 refused, 0 failed"), "every point delivered: {stderr}");
     stderr
 }

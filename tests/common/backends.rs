@@ -16,7 +16,38 @@ pub fn get(url: &str) -> Option<Value> {
     match ureq::get(url).timeout(Duration::from_secs(10)).call() {
         Ok(r) => r.into_json().ok(),
         Err(ureq::Error::Status(404, _)) => None,
-        Err(e) => panic!("{url}: {e} (are the backends running? scripts/backends.sh start)"),
+        Err(e) => panic!("{url}: {e}{}", backends_down()),
+    }
+}
+
+/// The servers `scripts/backends.sh` starts, by the address each listens on.
+const BACKENDS: &[(&str, &str)] = &[
+    ("Phoenix", "127.0.0.1:6006"),
+    ("VictoriaMetrics", "127.0.0.1:8428"),
+    ("rotel", "127.0.0.1:14318"),
+    ("Jaeger", "127.0.0.2:16686"),
+    ("Prometheus", "127.0.0.1:9090"),
+];
+
+/// For a failure message: which backends do not answer, and what to run (empty when all answer), so a test run
+/// on a machine without them says what to start instead of timing out obscurely.
+pub fn backends_down() -> String {
+    let down: Vec<String> = BACKENDS
+        .iter()
+        .filter(|(_, addr)| {
+            let addr = addr.parse().expect("a socket address");
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err()
+        })
+        .map(|(name, addr)| format!("{name} on {addr}"))
+        .collect();
+    if down.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n\nnot running: {} (the tests that need real servers expect them on 127.0.0.1: run `scripts/backends.sh \
+             start`, or `scripts/test.sh`, which starts and stops them)",
+            down.join(", ")
+        )
     }
 }
 
@@ -33,7 +64,7 @@ pub fn poll_explained<T>(secs: u64, mut f: impl FnMut() -> Option<T>, explain: i
             return v;
         }
         if Instant::now() >= end {
-            panic!("timed out after {secs}s {}", explain());
+            panic!("timed out after {secs}s {}{}", explain(), backends_down());
         }
         std::thread::sleep(Duration::from_millis(250));
     }
