@@ -141,8 +141,9 @@ impl Redactor {
     /// The secret that keys `hash`.
     pub fn set_key(&mut self, secret: &str) {
         let h = |salt: u64| {
-            #[allow(deprecated)] // SipHash-2-4, a keyed PRF; the deprecation only steers hash maps elsewhere.
-            let mut s = std::hash::SipHasher::new_with_keys(salt, !salt);
+            // SipHash-2-4, a keyed PRF: the same function std's deprecated `SipHasher` was, so pseudonyms keep
+            // their values across the change.
+            let mut s = siphasher::sip::SipHasher24::new_with_keys(salt, !salt);
             std::hash::Hasher::write(&mut s, secret.as_bytes());
             std::hash::Hasher::finish(&s)
         };
@@ -160,8 +161,7 @@ impl Redactor {
 
     /// The pseudonym `hash` gives `value`: `h:` and 16 hex digits.
     pub fn hash(&self, value: &str) -> String {
-        #[allow(deprecated)]
-        let mut s = std::hash::SipHasher::new_with_keys(self.key.0, self.key.1);
+        let mut s = siphasher::sip::SipHasher24::new_with_keys(self.key.0, self.key.1);
         std::hash::Hasher::write(&mut s, value.as_bytes());
         format!("h:{:016x}", std::hash::Hasher::finish(&s))
     }
@@ -280,6 +280,25 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pseudonyms users already stored must keep their values: the `siphasher` crate computes what std's
+    /// deprecated `SipHasher` (SipHash-2-4) did, key derivation included.
+    #[test]
+    fn pseudonyms_are_what_std_siphash_gave() {
+        #[allow(deprecated)]
+        let std_hash = |k0: u64, k1: u64, bytes: &[u8]| {
+            let mut s = std::hash::SipHasher::new_with_keys(k0, k1);
+            std::hash::Hasher::write(&mut s, bytes);
+            std::hash::Hasher::finish(&s)
+        };
+        let mut r = Redactor::default();
+        r.set_key("a secret");
+        let derive = |salt: u64| std_hash(salt, !salt, b"a secret");
+        assert_eq!(r.key, (derive(0x6261_6d62_6f6f_2d31), derive(0x6261_6d62_6f6f_2d32)));
+        for value in ["", "alice@example.com", "internal_tool", &"x".repeat(1000)] {
+            assert_eq!(r.hash(value), format!("h:{:016x}", std_hash(r.key.0, r.key.1, value.as_bytes())), "{value}");
+        }
+    }
 
     #[test]
     fn globs() {

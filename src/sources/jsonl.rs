@@ -65,7 +65,7 @@ impl<R: BufRead> JsonLines<R> {
                 return Ok(any.then_some(len));
             }
             any = true;
-            let (take, end) = match memchr(b'\n', chunk) {
+            let (take, end) = match memchr::memchr(b'\n', chunk) {
                 Some(i) => (i, true),
                 None => (chunk.len(), false),
             };
@@ -82,10 +82,6 @@ impl<R: BufRead> JsonLines<R> {
             }
         }
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
 }
 
 impl<R: BufRead> Iterator for JsonLines<R> {
