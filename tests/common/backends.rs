@@ -44,7 +44,7 @@ pub fn backends_down() -> String {
         String::new()
     } else {
         format!(
-            "\n\nnot running: {} (the tests that need real servers expect them on 127.0.0.1: run `scripts/backends.sh \
+            "\n\nnot running: {} (the tests that need real servers expect them on loopback: run `scripts/backends.sh \
              start`, or `scripts/test.sh`, which starts and stops them)",
             down.join(", ")
         )
