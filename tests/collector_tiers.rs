@@ -92,9 +92,7 @@ fn run_bridges(paths: &[std::path::PathBuf], gateway: &str, service: &str) {
             // Three live bridges: metrics on the wall clock (the events are weeks old, beyond the shared
             // Prometheus' out-of-order window).
             cmd.arg("replay").arg(p).args(["--metrics-clock", "wall"]);
-            for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("OTEL_") || k.starts_with("BAMBOO_OTEL_")) {
-                cmd.env_remove(k);
-            }
+            common::without_otel_env(&mut cmd);
             cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{gateway}:4317"))
                 .env("OTEL_SERVICE_NAME", service)
                 .stdout(Stdio::piped())

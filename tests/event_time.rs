@@ -103,9 +103,7 @@ impl Engine {
 fn run(args: &[&str], env: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(BIN);
     cmd.args(args);
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("OTEL_") || k.starts_with("BAMBOO_OTEL_")) {
-        cmd.env_remove(k);
-    }
+    common::without_otel_env(&mut cmd);
     cmd.envs(env.iter().copied());
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -372,9 +370,7 @@ fn a_follower_restarted_twice_ships_every_window_once() {
     let follow = |want_rounds: usize| {
         let mut cmd = Command::new(BIN);
         cmd.arg("import-db").arg(&db).arg("--follow").arg("--state").arg(&state).args(["--poll-ms", "100"]);
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("OTEL_") || k.starts_with("BAMBOO_OTEL_")) {
-            cmd.env_remove(k);
-        }
+        common::without_otel_env(&mut cmd);
         let mut child = cmd
             .env("OTEL_SERVICE_NAME", &service)
             .env("OTEL_TRACES_EXPORTER", "none")

@@ -174,9 +174,7 @@ fn the_readme_send_to_jaeger_command_works_as_written() {
     std::fs::write(&file, events.iter().map(|e| e.to_json() + "\n").collect::<String>()).unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bamboo-otel"));
     cmd.arg("replay").arg(&file);
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("OTEL_") || k.starts_with("BAMBOO_OTEL_")) {
-        cmd.env_remove(k);
-    }
+    common::without_otel_env(&mut cmd);
     cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -59,6 +59,9 @@ pub struct Delta {
     pub exemplars: Vec<(u16, Exemplar)>,
 }
 
+/// The change a reset point carries: none. Shared by the OTLP and OpenMetrics writers.
+static NO_CHANGE: Delta = Delta { sum: 0.0, count: 0, buckets: Vec::new(), exemplars: Vec::new() };
+
 impl Delta {
     /// Keeps `e` for bucket `i` unless the bucket has one.
     fn exemplar(&mut self, i: u16, e: Exemplar) {
@@ -335,7 +338,7 @@ impl Recorder {
         self.windows.take_until(end)
     }
 
-    /// Puts windows whose shipment failed back in.
+    /// Puts windows back in: a shipment of them failed, or a checkpoint kept them across a restart.
     pub fn put_back(&mut self, taken: Windows) {
         self.windows.put_back(taken)
     }
@@ -343,11 +346,6 @@ impl Recorder {
     /// The windows not yet taken out, for a checkpoint.
     pub fn pending(&self) -> &Windows {
         &self.windows
-    }
-
-    /// Restores the windows a checkpoint kept, before the first event of a restart.
-    pub fn restore(&mut self, pending: Windows) {
-        self.windows.put_back(pending)
     }
 
     /// Ends what is still open (as the bridge does at shutdown) and hands back the windows. A stream with no

@@ -33,9 +33,8 @@ pub fn write(w: &Windows, out: &mut impl Write, service: &str) -> io::Result<()>
             i += 1;
             let labels = labels(series.attributes, service);
             let (mut sum, mut count, mut buckets) = (0.0, 0u64, vec![0u64; def.buckets.len() + 1]);
-            let zero = super::Delta::default();
             for (_, end, d) in
-                std::iter::once((series.first, series.first, &zero)).chain(series.windows.iter().copied())
+                std::iter::once((series.first, series.first, &super::NO_CHANGE)).chain(series.windows.iter().copied())
             {
                 // The end of the window, in seconds: every change of the window is in by then.
                 let ts = end.timestamp_millis() as f64 / 1000.0;

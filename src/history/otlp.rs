@@ -71,6 +71,16 @@ impl Running {
     pub fn is_empty(&self) -> bool {
         self.series.is_empty()
     }
+
+    /// How many points [`encode`] makes of `w` from this state: one per window, plus a reset point for each
+    /// cumulative series not held yet.
+    pub fn points_of(&self, w: &Windows, temporality: Temporality) -> usize {
+        let resets = match temporality {
+            Temporality::Cumulative => w.series.keys().filter(|k| !self.series.contains_key(*k)).count(),
+            Temporality::Delta => 0,
+        };
+        w.points() + resets
+    }
 }
 
 /// [`requests`] one at a time (only the request being sent is in memory), continuing the series `running`
@@ -94,9 +104,6 @@ pub fn encode<'a>(
         running,
     }
 }
-
-/// The change of a reset point: none.
-static RESET: super::Delta = super::Delta { sum: 0.0, count: 0, buckets: Vec::new(), exemplars: Vec::new() };
 
 /// The requests of [`encode`], made as they are asked for.
 pub struct Requests<'a> {
@@ -122,7 +129,7 @@ impl Iterator for Requests<'_> {
                 let mut all = Vec::with_capacity(series.windows.len() + 1);
                 if !self.running.series.contains_key(&key) {
                     if self.temporality == Temporality::Cumulative {
-                        all.push((series.first, series.first, &RESET));
+                        all.push((series.first, series.first, &super::NO_CHANGE));
                     }
                     let bounds = series.instrument.def().buckets.len();
                     self.running.series.insert(key.clone(), Totals::new(bounds, series.first));

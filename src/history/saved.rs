@@ -92,12 +92,10 @@ impl Saved {
             });
         }
         // A stable order, so an unchanged state writes the same file.
-        out.pending.sort_by(|a, b| {
-            (&a.instrument, format!("{:?}", a.attributes)).cmp(&(&b.instrument, format!("{:?}", b.attributes)))
-        });
-        out.running.sort_by(|a, b| {
-            (&a.instrument, format!("{:?}", a.attributes)).cmp(&(&b.instrument, format!("{:?}", b.attributes)))
-        });
+        let order =
+            |instrument: &str, attributes: &[(String, SavedValue)]| (instrument.to_owned(), format!("{attributes:?}"));
+        out.pending.sort_by_cached_key(|s| order(&s.instrument, &s.attributes));
+        out.running.sort_by_cached_key(|t| order(&t.instrument, &t.attributes));
         out
     }
 
@@ -234,6 +232,14 @@ mod tests {
         let mut running = Running::default();
         super::super::otlp::encode(&shipped, &[], super::super::otlp::Temporality::Cumulative, 100, &mut running)
             .for_each(drop);
+        // What a failed shipment counts is what encoding makes: the open window, no second reset point.
+        let encoded = |w: &Windows, r: &Running| -> usize {
+            super::super::otlp::encode(w, &[], super::super::otlp::Temporality::Cumulative, 100, &mut r.clone())
+                .map(|q| q.points)
+                .sum()
+        };
+        assert_eq!(running.points_of(&w, super::super::otlp::Temporality::Cumulative), encoded(&w, &running));
+        assert_eq!(Running::default().points_of(&w, super::super::otlp::Temporality::Cumulative), 2);
         let saved = Saved::of(&w, &running);
         let json = serde_json::to_string(&saved).unwrap();
         let back: Saved = serde_json::from_str(&json).unwrap();

@@ -19,6 +19,15 @@ use bamboo_otel::events::*;
 use bamboo_otel::translate::{Output, SpanRecord, TranslateConfig, Translator, TtlClock};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
+/// `cmd` without this process's `OTEL_*` and `BAMBOO_OTEL_*` variables, so a CLI run sees only the settings the
+/// test gives it.
+pub fn without_otel_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("OTEL_") || k.starts_with("BAMBOO_OTEL_")) {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
 pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()
 }

@@ -197,7 +197,7 @@ impl History {
             }
         }
         let (pending, running) = saved.restore(self.window.as_millis() as i64)?;
-        self.recorder.restore(pending);
+        self.recorder.put_back(pending);
         self.running = running;
         Ok(())
     }
@@ -227,7 +227,7 @@ impl History {
                 Ok(s) => self.shipper.insert(s),
                 Err(e) => {
                     eprintln!("bamboo-otel: metrics: {e}");
-                    self.shipped.failed += (windows.points() + windows.series_count()) as u64;
+                    self.shipped.failed += self.running.points_of(windows, *temporality) as u64;
                     return false;
                 }
             },
