@@ -77,9 +77,9 @@ pub fn import_db(
         Ok(x) => x,
         Err(code) => return code,
     };
-    if let (Some(h), Some(saved)) = (history.as_mut(), st.metrics.take()) {
+    if let (Some(h), Some(saved), Some(p)) = (history.as_mut(), st.metrics.take(), state) {
         if let Err(e) = h.restore(saved) {
-            eprintln!("bamboo-otel: cannot resume from the checkpoint: {e}");
+            eprintln!("bamboo-otel: {}: cannot resume the metric windows it holds: {e}", p.display());
             return EXIT_EXPORT_FAILED;
         }
     }
