@@ -215,9 +215,21 @@ impl Windows {
 
     /// Stamps the points of windows that end after `t` at `t` instead: a follower stopping with a checkpoint ships
     /// its open windows as they stand at `t`, and the rest of each window, after a restart, goes at the window's
-    /// end (a later time), so no time holds two values.
+    /// end (a later time), so no time holds two values. A series' windows that end after `t` are merged into its
+    /// first such window: stamped at one time, they must be one point.
     pub fn stamp_by(&mut self, t: DateTime<Utc>) {
-        self.stamp_by_ms = Some(t.timestamp_millis());
+        let by = t.timestamp_millis();
+        self.stamp_by_ms = Some(by);
+        // Window w ends at or after `by` exactly when w >= (by - 1).div_euclid(window_ms): one ending at `by`
+        // joins them, or its point and theirs would share that time.
+        let first_open = (by - 1).div_euclid(self.window_ms);
+        for s in self.series.values_mut() {
+            let mut open = s.windows.split_off(&first_open).into_iter();
+            if let Some((w, mut d)) = open.next() {
+                open.for_each(|(_, later)| d.merge(later));
+                s.windows.insert(w, d);
+            }
+        }
     }
 
     /// Puts windows taken out with [`Self::take_until`] back (their shipment failed; they go again later).
@@ -343,6 +355,11 @@ impl Recorder {
         self.windows.put_back(taken)
     }
 
+    /// The time of the latest event recorded.
+    pub fn last_event(&self) -> Option<DateTime<Utc>> {
+        self.last
+    }
+
     /// The windows not yet taken out, for a checkpoint.
     pub fn pending(&self) -> &Windows {
         &self.windows
@@ -367,5 +384,33 @@ fn overflow_count(inst: Instrument) -> MetricUpdate {
         value: MetricValue::U64(1),
         attributes: vec![KeyValue::new(crate::semconv::METRIC, inst.name())],
         span: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// A follower stopping ships its open windows stamped at one time: each series must then be one point there,
+    /// holding all of them, never several points with one timestamp.
+    #[test]
+    fn windows_stamped_by_a_time_are_one_point_per_series() {
+        let mut w = Windows::new(Duration::from_secs(1));
+        let at = |ms: i64| Utc.timestamp_millis_opt(1_780_000_000_000 + ms).unwrap();
+        let rounds = MetricUpdate {
+            instrument: Instrument::Rounds,
+            value: MetricValue::U64(1),
+            attributes: vec![KeyValue::fixed("bamboo.round.status", "success")],
+            span: None,
+        };
+        for ms in [100, 1_100, 2_100, 3_100] {
+            w.add(at(ms), &rounds);
+        }
+        w.stamp_by(at(1_500));
+        let series = w.series();
+        let ends: Vec<_> = series[0].windows.iter().map(|(_, end, d)| (*end, d.count)).collect();
+        // Window 0 ends before the stamp and keeps its end; windows 1 to 3 are one point at the stamp.
+        assert_eq!(ends, vec![(at(1_000), 1), (at(1_500), 3)]);
     }
 }

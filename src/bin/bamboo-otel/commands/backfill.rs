@@ -168,13 +168,14 @@ impl History {
         self.add_sync_mismatches(grown);
     }
 
-    /// Stopping with a checkpoint: the open windows are shipped as they stand, stamped just after the last
-    /// closed window (see [`Windows::stamp_by`]: before any open window's end, where the rest of it goes after
-    /// a restart); the checkpoint carries their totals on. If the backend cannot be reached they stay in the
-    /// checkpoint.
+    /// Stopping with a checkpoint: the open windows are shipped as they stand, stamped at the latest event they
+    /// hold (see [`Windows::stamp_by`]: no value stands before the events it counts, and the rest of each window
+    /// goes at its end, later, after a restart); the checkpoint carries their totals on. If the backend cannot
+    /// be reached they stay in the checkpoint.
     pub fn ship_open(&mut self, now: DateTime<Utc>) {
+        let stamp = self.recorder.last_event().unwrap_or(now);
         let mut open = self.recorder.take_closed(DateTime::<Utc>::MAX_UTC);
-        open.stamp_by(self.closed_until.map_or(now, |t| t + chrono::Duration::milliseconds(1)));
+        open.stamp_by(stamp);
         if !self.ship(&open) {
             self.recorder.put_back(open);
         }
