@@ -1,6 +1,7 @@
 //! End to end: events per second from `record` to OTLP bytes on the wire, into an in-process OTLP/HTTP sink that
-//! only counts bytes; side by side with the floor, the time to protobuf-encode the same spans alone with
-//! `opentelemetry-proto` + `prost`. Then, when a rotel with a blackhole exporter is up on `BENCH_ROTEL`
+//! only counts bytes; side by side with two floors: the time to protobuf-encode the same spans alone, as the
+//! bridge encodes them (`bamboo_otel::otlp::span` + `prost`), and as it did through the SDK's `SpanData` and
+//! `opentelemetry-proto`'s conversion before it had its own wire. Then, when a rotel with a blackhole exporter is up on `BENCH_ROTEL`
 //! (default 127.0.0.1:24317; `scripts/bench.sh` starts one), the
 //! sustained rate into a real collector over gRPC: the highest offered rate with zero drops, and CPU per 100k
 //! events.
@@ -46,20 +47,52 @@ fn end_to_end(events: &[MetricsEvent]) -> (f64, u64) {
     (events.len() as f64 / secs, counts.bytes.load(Ordering::Relaxed))
 }
 
-/// The floor: translate (already done) and encode the same spans as OTLP protobuf requests of 512 spans.
-fn encode_floor(events: &[MetricsEvent]) -> (f64, u64) {
+/// The spans the bridge would export for `events`, translated before any clock starts.
+fn spans_of(events: &[MetricsEvent]) -> Vec<bamboo_otel::translate::SpanRecord> {
     let mut tr = Translator::new(TranslateConfig { clock: TtlClock::EventTime, ..Default::default() });
     let mut out = Output::new();
     for e in events {
         tr.process(e, chrono::Utc::now(), &mut out);
     }
     tr.finish(chrono::Utc::now(), &mut out);
-    let resource = opentelemetry_sdk::Resource::builder_empty().with_service_name("bench").build();
-    let resource = (&resource).into();
+    out.spans
+}
+
+/// The floor: encode the same spans as OTLP protobuf requests of 512 spans, as the bridge's wire does.
+fn encode_floor(events: &[MetricsEvent], spans: &[bamboo_otel::translate::SpanRecord]) -> (f64, u64) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    let resource = bamboo_otel::otlp::resource(&[("service.name".into(), "bench".into())]);
     let started = Instant::now();
     let mut bytes = 0u64;
-    for chunk in out.spans.chunks(512) {
-        let data: Vec<_> = chunk.iter().map(bamboo_otel::__bench::span_data).collect();
+    for chunk in spans.chunks(512) {
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(resource.clone()),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(bamboo_otel::otlp::scope()),
+                    spans: chunk.iter().map(bamboo_otel::otlp::span).collect(),
+                    schema_url: bamboo_otel::semconv::SCHEMA_URL.into(),
+                }],
+                schema_url: String::new(),
+            }],
+        };
+        bytes += req.encode_to_vec().len() as u64;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    (events.len() as f64 / secs, bytes)
+}
+
+/// The earlier floor: the same spans through the SDK's `SpanData` and `opentelemetry-proto`'s conversion, as
+/// the bridge sent them through the SDK's exporter.
+fn sdk_encode_floor(events: &[MetricsEvent], spans: &[bamboo_otel::translate::SpanRecord]) -> (f64, u64) {
+    let resource = opentelemetry_sdk::Resource::builder_empty().with_service_name("bench").build();
+    let resource = (&resource).into();
+    let scope = opentelemetry::InstrumentationScope::builder("bamboo-otel").build();
+    let started = Instant::now();
+    let mut bytes = 0u64;
+    for chunk in spans.chunks(512) {
+        let data: Vec<_> = chunk.iter().map(|s| sdk::span_data(s, &scope)).collect();
         let req = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
             resource_spans: opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope(
                 data, &resource,
@@ -69,6 +102,66 @@ fn encode_floor(events: &[MetricsEvent]) -> (f64, u64) {
     }
     let secs = started.elapsed().as_secs_f64();
     (events.len() as f64 / secs, bytes)
+}
+
+/// The conversion to the SDK's `SpanData` the bridge used before its own wire (kept here as the baseline).
+mod sdk {
+    use std::borrow::Cow;
+    use std::time::{Duration, SystemTime};
+
+    use bamboo_otel::translate::{AttrValue, KeyValue, SpanKind, SpanRecord, SpanStatus};
+    use opentelemetry::trace::{SpanContext, SpanId, Status, TraceFlags, TraceId, TraceState};
+    use opentelemetry::{KeyValue as OtelKv, Value};
+    use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+
+    fn time(t: chrono::DateTime<chrono::Utc>) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(bamboo_otel::otlp::unix_nanos(t))
+    }
+
+    fn attrs(attrs: &[KeyValue]) -> Vec<OtelKv> {
+        let value = |v: &AttrValue| match v {
+            AttrValue::Str(Cow::Borrowed(s)) => Value::from(*s),
+            AttrValue::Str(Cow::Owned(s)) => Value::from(s.clone()),
+            AttrValue::I64(i) => Value::I64(*i),
+            AttrValue::Bool(b) => Value::Bool(*b),
+            AttrValue::F64(v) => Value::F64(*v),
+        };
+        attrs.iter().map(|kv| OtelKv::new(kv.key, value(&kv.value))).collect()
+    }
+
+    pub fn span_data(s: &SpanRecord, scope: &opentelemetry::InstrumentationScope) -> SpanData {
+        let mut events = SpanEvents::default();
+        for e in &s.events {
+            events.events.push(opentelemetry::trace::Event::new(e.name, time(e.time), attrs(&e.attributes), 0));
+        }
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from_bytes(s.trace_id.0),
+                SpanId::from_bytes(s.span_id.0),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: s.parent_span_id.map_or(SpanId::INVALID, |p| SpanId::from_bytes(p.0)),
+            parent_span_is_remote: false,
+            span_kind: match s.kind {
+                SpanKind::Internal => opentelemetry::trace::SpanKind::Internal,
+                SpanKind::Client => opentelemetry::trace::SpanKind::Client,
+            },
+            name: Cow::Owned(s.name.clone()),
+            start_time: time(s.start),
+            end_time: time(s.end),
+            attributes: attrs(&s.attributes),
+            dropped_attributes_count: 0,
+            events,
+            links: SpanLinks::default(),
+            status: match &s.status {
+                SpanStatus::Unset => Status::Unset,
+                SpanStatus::Error(msg) => Status::error(msg.clone()),
+            },
+            instrumentation_scope: scope.clone(),
+        }
+    }
 }
 
 /// Offers `rate` events/s to rotel for `secs`; returns (events dropped, spans dropped, CPU s per 100k events).
@@ -100,12 +193,17 @@ fn into_rotel(endpoint: &str, rate: u64, secs: u64) -> (u64, u64, f64) {
 fn main() {
     let events = bamboo_otel::demo::load_mix(20_000, chrono::Utc::now() - chrono::Duration::hours(12));
     println!("end to end: {} events (load mix), OTLP/HTTP protobuf, batches of 512", events.len());
-    let (floor, floor_bytes) = encode_floor(&events);
+    let spans = spans_of(&events);
+    let (floor, floor_bytes) = encode_floor(&events, &spans);
+    let (sdk_floor, sdk_bytes) = sdk_encode_floor(&events, &spans);
     let (e2e, wire_bytes) = end_to_end(&events);
     println!("  floor: encode only      {floor:>10.0} events/s  ({floor_bytes} bytes)");
+    println!("  earlier floor: via SDK  {sdk_floor:>10.0} events/s  ({sdk_bytes} bytes)");
     println!(
-        "  record -> bytes on wire {e2e:>10.0} events/s  ({wire_bytes} bytes)  = {:.2}x the floor's time",
-        floor / e2e
+        "  record -> bytes on wire {e2e:>10.0} events/s  ({wire_bytes} bytes)  = {:.2}x the floor's time, \
+         {:.2}x the earlier floor's",
+        floor / e2e,
+        sdk_floor / e2e
     );
 
     // A rotel whose exporter is `blackhole` (scripts/bench.sh starts one): the hop is measured, not a backend

@@ -51,8 +51,11 @@ pub struct ShutdownReport {
     pub span_export_failures: u64,
     pub metric_exports: u64,
     pub metric_export_failures: u64,
-    /// Data points in the last successful metric export (cumulative temporality: every series so far).
+    /// Data points in the last successful metric export (cumulative temporality: every series so far), less
+    /// those the backend refused in it.
     pub metric_points_exported: u64,
+    /// Data points the backend refused in exports it otherwise took (OTLP partial success), over the run.
+    pub metric_points_rejected: u64,
     /// The last metric export failed: the backend does not have the final totals.
     pub metrics_unsent: bool,
     /// The shutdown deadline passed before everything was sent.

@@ -95,6 +95,18 @@ impl CaFile {
     }
 }
 
+/// The temporality metric exports ask for (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TemporalityPreference {
+    /// Totals since the start (what Prometheus and Mimir want).
+    #[default]
+    Cumulative,
+    /// Changes since the last export, up-down counters included.
+    Delta,
+    /// Delta for counters and histograms, cumulative for up-down counters.
+    LowMemory,
+}
+
 /// Everything the bridge needs, from the builder or the environment.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -105,6 +117,7 @@ pub struct Settings {
     pub metrics: ExporterKind,
     pub traces_protocol: Protocol,
     pub metrics_protocol: Protocol,
+    pub metrics_temporality: TemporalityPreference,
     /// Explicit endpoints (the builder's); `None` leaves the exporter to read the environment.
     pub traces_endpoint: Option<String>,
     pub metrics_endpoint: Option<String>,
@@ -145,6 +158,7 @@ impl Default for Settings {
             metrics: ExporterKind::Otlp,
             traces_protocol: default_protocol(),
             metrics_protocol: default_protocol(),
+            metrics_temporality: TemporalityPreference::Cumulative,
             traces_endpoint: None,
             metrics_endpoint: None,
             headers: Vec::new(),
@@ -341,13 +355,18 @@ impl Settings {
             }
         }
         if let Some(v) = var(env, "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE") {
-            if !matches!(v.to_ascii_lowercase().as_str(), "cumulative" | "delta" | "lowmemory") {
-                return Err(invalid(
-                    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
-                    &v,
-                    "cumulative, delta or lowmemory",
-                ));
-            }
+            s.metrics_temporality = match v.to_ascii_lowercase().as_str() {
+                "cumulative" => TemporalityPreference::Cumulative,
+                "delta" => TemporalityPreference::Delta,
+                "lowmemory" => TemporalityPreference::LowMemory,
+                _ => {
+                    return Err(invalid(
+                        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+                        &v,
+                        "cumulative, delta or lowmemory",
+                    ))
+                }
+            };
         }
         if let Some(v) = var(env, "OTEL_METRIC_EXPORT_INTERVAL") {
             s.metric_interval = parse_millis("OTEL_METRIC_EXPORT_INTERVAL", &v)?;

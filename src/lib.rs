@@ -25,12 +25,14 @@ mod export;
 mod hash;
 pub mod history;
 pub mod ids;
+#[cfg(feature = "otel")]
+pub mod otlp;
 pub mod redact;
 pub mod semconv;
 #[cfg(feature = "sources")]
 pub mod sources;
 pub mod translate;
-#[cfg(any(feature = "http", feature = "grpc"))]
+#[cfg(feature = "otel")]
 pub mod wire;
 
 /// The OpenTelemetry crates this one is built on, so callers name the same versions.
@@ -46,13 +48,3 @@ pub use translate::{Output, TranslateConfig, Translator};
 #[doc(hidden)]
 #[path = "fuzzing.rs"]
 pub mod __fuzz;
-
-/// Not API: what the benchmarks need to measure the export floor. May change without notice.
-#[doc(hidden)]
-#[cfg(feature = "otel")]
-pub mod __bench {
-    /// A translator span as the SDK's `SpanData`, exactly as the exporter receives it.
-    pub fn span_data(s: &crate::translate::SpanRecord) -> opentelemetry_sdk::trace::SpanData {
-        crate::export::span_data(s, &crate::export::scope())
-    }
-}

@@ -214,3 +214,5 @@ pub const EVICT_ORPHAN: &str = "orphan";
 pub const DROP_REJECTED: &str = "rejected";
 /// Spans lost to the pending buffer's bound while the backend was failing.
 pub const DROP_EXPORT_FAILED: &str = "export_failed";
+/// An export the backend took while refusing some of what it held (OTLP partial success).
+pub const PARTIAL_SUCCESS: &str = "partial_success";

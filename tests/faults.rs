@@ -1,6 +1,7 @@
 //! Faults injected for real: a collector that is down at start, killed mid-stream and started again, and a
-//! backend that accepts connections but never answers. Each is bounded in time and checks what the shutdown
-//! report and the backend say.
+//! backend that accepts connections but never answers; and scripted receivers on both transports that throttle
+//! (`Retry-After`, `RetryInfo`), refuse, or take a request in part. Each is bounded in time and checks what the
+//! shutdown report and the backend say.
 #![cfg(all(feature = "grpc", feature = "http"))]
 
 mod common;
@@ -13,7 +14,11 @@ use std::time::{Duration, Instant};
 
 use bamboo_otel::{Bridge, ExporterKind, MetricsEvent, Protocol};
 use common::backends::*;
+use common::grpc_sink;
 use common::http_sink::{self, Reply};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use prost::Message;
+use tonic_types::{ErrorDetails, StatusExt};
 
 fn rotel_bin() -> std::path::PathBuf {
     let cache = std::env::var("BAMBOO_OTEL_CACHE")
@@ -255,4 +260,87 @@ fn a_backend_that_stalls_every_request_keeps_the_buffer_bounded_and_accounts_for
     assert_eq!((report.spans_exported, report.spans_dropped), (0, spans), "{report:?}");
     assert!(report.timed_out && report.span_export_failures >= 1, "{report:?}");
     assert!(counts.requests.load(Ordering::SeqCst) >= 1);
+}
+
+/// An OTLP trace response saying the backend refused `rejected` of the spans it was sent.
+fn partial(rejected: i64) -> ExportTraceServiceResponse {
+    ExportTraceServiceResponse {
+        partial_success: Some(ExportTracePartialSuccess {
+            rejected_spans: rejected,
+            error_message: "span too large".into(),
+        }),
+    }
+}
+
+#[test]
+fn partial_success_over_http_counts_the_refused_spans_as_rejected() {
+    let (url, counts) = http_sink::start_scripted(Arc::new(|_, _, _| Reply {
+        status: 200,
+        headers: vec![("content-type", "application/x-protobuf".into())],
+        body: partial(2).encode_to_vec(),
+    }));
+    let b = http_bridge(&url, 7).build().unwrap();
+    for e in bamboo_otel::demo::agent_session(chrono::Utc::now()) {
+        b.record(e);
+    }
+    let report = b.shutdown(Duration::from_secs(20));
+    // Two batches of 7, each taken with 2 refused: sent once each, never again.
+    assert_eq!(counts.requests.load(Ordering::SeqCst), 2);
+    assert_eq!((report.spans_exported, report.spans_dropped, report.spans_rejected), (10, 4, 4), "{report:?}");
+    assert_eq!(report.span_export_failures, 0, "{report:?}");
+}
+
+/// Traces over OTLP/gRPC to `url` in batches of `batch`, no metrics.
+fn grpc_bridge(url: &str, batch: usize) -> bamboo_otel::BridgeBuilder {
+    Bridge::builder().traces_endpoint(url, Protocol::Grpc).metrics_exporter(ExporterKind::None).batch_size(batch)
+}
+
+#[test]
+fn partial_success_over_grpc_counts_the_refused_spans_as_rejected() {
+    let (url, counts) = grpc_sink::start_scripted(Arc::new(|_, _| Ok(partial(3))));
+    let b = grpc_bridge(&url, 7).build().unwrap();
+    for e in bamboo_otel::demo::agent_session(chrono::Utc::now()) {
+        b.record(e);
+    }
+    let report = b.shutdown(Duration::from_secs(20));
+    assert_eq!(counts.requests.load(Ordering::SeqCst), 2);
+    assert_eq!(counts.spans.load(Ordering::SeqCst), 14);
+    assert_eq!((report.spans_exported, report.spans_dropped, report.spans_rejected), (8, 6, 6), "{report:?}");
+}
+
+#[test]
+fn a_grpc_backend_that_says_when_to_come_back_is_waited_for_as_retry_info_says() {
+    // RESOURCE_EXHAUSTED is retried only with RetryInfo, and not before the delay it names.
+    let (url, counts) = grpc_sink::start_scripted(Arc::new(|n, _| match n {
+        0 => Err(tonic::Status::with_error_details(
+            tonic::Code::ResourceExhausted,
+            "slow down",
+            ErrorDetails::with_retry_info(Some(Duration::from_millis(1200))),
+        )),
+        _ => Ok(ExportTraceServiceResponse::default()),
+    }));
+    let b = grpc_bridge(&url, 512).build().unwrap();
+    for e in bamboo_otel::demo::agent_session(chrono::Utc::now()) {
+        b.record(e);
+    }
+    let report = b.shutdown(Duration::from_secs(20));
+    assert_eq!((report.spans_exported, report.spans_dropped), (14, 0), "{report:?}");
+    assert_eq!(report.span_export_failures, 0, "retried inside the wire: {report:?}");
+    let arrivals = counts.arrivals.lock().unwrap().clone();
+    assert_eq!(arrivals.len(), 2, "one throttled attempt, one retry");
+    let waited = arrivals[1] - arrivals[0];
+    assert!(waited >= Duration::from_millis(1200), "RetryInfo was not honoured: retried after {waited:?}");
+}
+
+#[test]
+fn a_grpc_refusal_for_good_is_dropped_and_counted_not_resent() {
+    let (url, counts) = grpc_sink::start_scripted(Arc::new(|_, _| Err(tonic::Status::invalid_argument("bad span"))));
+    let b = grpc_bridge(&url, 7).build().unwrap();
+    for e in bamboo_otel::demo::agent_session(chrono::Utc::now()) {
+        b.record(e);
+    }
+    let report = b.shutdown(Duration::from_secs(20));
+    assert_eq!((report.spans_exported, report.spans_dropped, report.spans_rejected), (0, 14, 14), "{report:?}");
+    assert!(!report.timed_out, "{report:?}");
+    assert_eq!(counts.requests.load(Ordering::SeqCst), 2);
 }

@@ -15,7 +15,7 @@ use bamboo_otel::history::ship::{self, Shipped};
 use bamboo_otel::history::Windows;
 use bamboo_otel::semconv::Instrument;
 use bamboo_otel::translate::{KeyValue, MetricUpdate, MetricValue};
-use bamboo_otel::wire::{MetricsWire, RetryPolicy, Target};
+use bamboo_otel::wire::{RetryPolicy, Target, Wire};
 use bamboo_otel::Protocol;
 use chrono::{TimeZone, Utc};
 use common::http_sink::{self, Reply};
@@ -51,7 +51,7 @@ fn send(url: &str, max_points: usize, retry: RetryPolicy) -> Shipped {
     let target = Target::metrics(&s, &|_| None).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let wire = MetricsWire::new(&target, retry).unwrap();
+        let wire = Wire::new(&target, retry).unwrap();
         ship::send(
             &windows(),
             &wire,

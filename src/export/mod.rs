@@ -1,11 +1,12 @@
-//! The OpenTelemetry side: mapping translator output onto the SDK's data types and shipping it over OTLP (or to the
-//! console). The only module that knows the SDK.
+//! The live pipeline: translator output batched and shipped over our own OTLP wire ([`crate::wire`]), or to the
+//! console.
 //!
-//! Spans: the translator already produces finished spans with deterministic ids, so they are handed to the OTLP
-//! `SpanExporter` as `SpanData` directly (no `Tracer`, which would mint its own ids), batched by the worker per
-//! `OTEL_BSP_*`. Metrics: recorded on SDK instruments (explicit semconv buckets) and collected through a
-//! `ManualReader` every `OTEL_METRIC_EXPORT_INTERVAL`, exported by the OTLP `MetricExporter`. Both exporters retry
-//! with backoff per the OTLP spec (retryable codes, `Retry-After`) before reporting a failure.
+//! Spans: the translator already produces finished spans with deterministic ids and their own times, so they are
+//! encoded as OTLP straight from its records ([`crate::otlp::span`]), batched by the worker per `OTEL_BSP_*`; the
+//! application's own spans (from the SDK tracer provider) join the same batches. Metrics: recorded on SDK
+//! instruments (explicit semconv buckets), collected through a `ManualReader` every `OTEL_METRIC_EXPORT_INTERVAL`
+//! and sent as OTLP. The wire retries with backoff per the OTLP spec (retryable codes, `Retry-After`,
+//! `RetryInfo`) before reporting a failure.
 
 mod app_spans;
 mod cardinality;
@@ -15,10 +16,9 @@ mod worker;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _, UpDownCounter};
-use opentelemetry::trace::{SpanContext, Status, TraceFlags, TraceState};
 use opentelemetry::{InstrumentationScope, KeyValue as OtelKv, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
@@ -26,183 +26,53 @@ use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{
     InstrumentKind as SdkInstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality,
 };
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use opentelemetry_sdk::Resource;
 
-use crate::config::{BuildError, CaFile, ExporterKind, Protocol, Settings};
+use crate::config::{BuildError, ExporterKind, Settings};
 use crate::semconv::{Instrument, InstrumentKind};
-use crate::translate::{AttrValue, KeyValue, MetricUpdate, MetricValue, SpanKind, SpanRecord, SpanStatus};
+use crate::translate::{AttrValue, KeyValue, MetricUpdate, MetricValue};
+use crate::wire::{RetryHook, RetryPolicy, Target, Wire};
 
 pub(crate) use app_spans::{tracer_provider, ForwardToWorker};
 pub(crate) use cardinality::CardinalityGuard;
 pub(crate) use worker::{spawn, Control, WorkerHandle};
 
 /// Where spans go.
-// One per bridge, never moved in a hot path: the size difference is irrelevant.
-#[allow(clippy::large_enum_variant)]
 pub(crate) enum SpanSink {
-    Otlp(opentelemetry_otlp::SpanExporter),
+    Otlp(Wire),
     Console,
     None,
 }
 
 /// Where metrics go.
-#[allow(clippy::large_enum_variant)]
 pub(crate) enum MetricSink {
-    Otlp(opentelemetry_otlp::MetricExporter),
+    Otlp(Wire),
     Console,
     None,
 }
 
-fn pipeline_error(what: &str, e: impl std::fmt::Display) -> BuildError {
-    BuildError::Pipeline(format!("{what}: {e}"))
-}
-
-/// Builds an OTLP exporter of type `$exporter` for `$protocol`, with an explicit endpoint and headers when the
-/// builder gave them (otherwise the exporter reads `OTEL_EXPORTER_OTLP_*` itself). The span and metric builders
-/// share no trait for choosing a transport, hence a macro.
-macro_rules! otlp_exporter {
-    ($exporter:ty, $what:literal, $protocol:expr, $endpoint:expr, $headers:expr, $gzip:expr, $ca:expr, $timeout:expr) => {{
-        #[allow(unused_imports)]
-        use opentelemetry_otlp::WithExportConfig;
-        match $protocol {
-            #[cfg(feature = "grpc")]
-            Protocol::Grpc => {
-                let mut b = <$exporter>::builder().with_tonic();
-                if $gzip {
-                    use opentelemetry_otlp::WithTonicConfig;
-                    b = b.with_compression(opentelemetry_otlp::Compression::Gzip);
-                }
-                if let Some(e) = $endpoint {
-                    b = b.with_endpoint(e.clone());
-                }
-                if let Some(ca) = $ca {
-                    b = with_grpc_ca(b, ca)?;
-                }
-                with_grpc_headers(b, $headers)?.build().map_err(|e| pipeline_error(concat!("OTLP/gRPC ", $what), e))?
-            }
-            #[cfg(feature = "http")]
-            p @ (Protocol::HttpProtobuf | Protocol::HttpJson) => {
-                use opentelemetry_otlp::WithHttpConfig;
-                let mut b = <$exporter>::builder().with_http().with_protocol(otlp_protocol(p));
-                if $gzip {
-                    b = b.with_compression(opentelemetry_otlp::Compression::Gzip);
-                }
-                if let Some(e) = $endpoint {
-                    b = b.with_endpoint(e.clone());
-                }
-                if !$headers.is_empty() {
-                    b = b.with_headers($headers.iter().cloned().collect());
-                }
-                if let Some(ca) = $ca {
-                    b = b.with_http_client(http_client_trusting(ca, $timeout)?);
-                }
-                b.build().map_err(|e| pipeline_error(concat!("OTLP/HTTP ", $what), e))?
-            }
-            #[allow(unreachable_patterns)]
-            other => return Err(not_compiled(other)),
-        }
-    }};
-}
-
 /// Builds the span sink. Must run inside a tokio runtime (tonic connects lazily on it).
-pub(crate) fn span_sink(s: &Settings) -> Result<SpanSink, BuildError> {
+pub(crate) fn span_sink(s: &Settings, on_retry: RetryHook) -> Result<SpanSink, BuildError> {
     Ok(match s.traces {
         ExporterKind::None => SpanSink::None,
         ExporterKind::Console => SpanSink::Console,
-        ExporterKind::Otlp => SpanSink::Otlp(otlp_exporter!(
-            opentelemetry_otlp::SpanExporter,
-            "span exporter",
-            s.traces_protocol,
-            &s.traces_endpoint,
-            &s.headers,
-            s.gzip,
-            &s.traces_certificate,
-            s.export_timeout
-        )),
+        ExporterKind::Otlp => SpanSink::Otlp(
+            Wire::new(&Target::traces(s, &|k| std::env::var(k).ok())?, RetryPolicy::default())?.on_retry(on_retry),
+        ),
     })
 }
 
 /// Builds the metric sink. Must run inside a tokio runtime.
-pub(crate) fn metric_sink(s: &Settings) -> Result<MetricSink, BuildError> {
+pub(crate) fn metric_sink(s: &Settings, on_retry: RetryHook) -> Result<MetricSink, BuildError> {
     Ok(match s.metrics {
         ExporterKind::None => MetricSink::None,
         ExporterKind::Console => MetricSink::Console,
-        ExporterKind::Otlp => MetricSink::Otlp(otlp_exporter!(
-            opentelemetry_otlp::MetricExporter,
-            "metric exporter",
-            s.metrics_protocol,
-            &s.metrics_endpoint,
-            &s.headers,
-            s.gzip,
-            &s.metrics_certificate,
-            s.export_timeout
-        )),
+        ExporterKind::Otlp => MetricSink::Otlp(
+            Wire::new(&Target::metrics(s, &|k| std::env::var(k).ok())?, RetryPolicy::default())?.on_retry(on_retry),
+        ),
     })
 }
 
-#[allow(dead_code)]
-fn not_compiled(p: Protocol) -> BuildError {
-    BuildError::Invalid {
-        name: "protocol".into(),
-        reason: format!("{p:?} is not compiled in: enable its Cargo feature"),
-    }
-}
-
-#[cfg(feature = "http")]
-fn otlp_protocol(p: Protocol) -> opentelemetry_otlp::Protocol {
-    match p {
-        Protocol::HttpJson => opentelemetry_otlp::Protocol::HttpJson,
-        _ => opentelemetry_otlp::Protocol::HttpBinary,
-    }
-}
-
-#[cfg(feature = "grpc")]
-fn with_grpc_headers<B: opentelemetry_otlp::WithTonicConfig>(
-    b: B,
-    headers: &[(String, String)],
-) -> Result<B, BuildError> {
-    if headers.is_empty() {
-        return Ok(b);
-    }
-    let mut map = opentelemetry_otlp::tonic_types::metadata::MetadataMap::new();
-    for (k, v) in headers {
-        let key = tonic::metadata::MetadataKey::from_bytes(k.as_bytes()).map_err(|_| BuildError::Invalid {
-            name: "header".into(),
-            reason: format!("{k:?} is not a valid gRPC metadata key"),
-        })?;
-        let value = v.parse().map_err(|_| BuildError::Invalid {
-            name: "header".into(),
-            reason: format!("the value of {k:?} is not valid (value hidden)"),
-        })?;
-        map.insert(key, value);
-    }
-    Ok(b.with_metadata(map))
-}
-
-/// Trusts only `ca` for TLS on a gRPC exporter.
-#[cfg(feature = "grpc")]
-fn with_grpc_ca<B: opentelemetry_otlp::WithTonicConfig>(b: B, ca: &CaFile) -> Result<B, BuildError> {
-    use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
-    let pem = ca.read()?;
-    Ok(b.with_tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))))
-}
-
-/// An HTTP client that trusts only `ca` (the OTLP HTTP exporter's own client trusts the system roots).
-#[cfg(feature = "http")]
-fn http_client_trusting(ca: &CaFile, timeout: Duration) -> Result<reqwest::Client, BuildError> {
-    let pem = ca.read()?;
-    let invalid = |e: reqwest::Error| BuildError::Invalid {
-        name: ca.setting.clone(),
-        reason: format!("{}: not a usable CA certificate: {e}", ca.path.display()),
-    };
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(invalid)?;
-    reqwest::Client::builder().tls_certs_only(certs).timeout(timeout).build().map_err(invalid)
-}
-
-/// The resource every span and metric carries: `service.name` (the builder's, else `OTEL_SERVICE_NAME`, else
-/// `bamboo-agent`), `service.instance.id` (configured, else a fresh UUID) and the configured attributes
-/// (`OTEL_RESOURCE_ATTRIBUTES` and the builder's).
 pub(crate) fn resource(s: &Settings) -> Resource {
     Resource::builder_empty()
         .with_attributes(s.resource_attributes().into_iter().map(|(k, v)| OtelKv::new(k, v)))
@@ -228,48 +98,6 @@ fn otel_value(v: &AttrValue) -> Value {
 
 fn otel_attrs(attrs: &[KeyValue]) -> Vec<OtelKv> {
     attrs.iter().map(|kv| OtelKv::new(kv.key, otel_value(&kv.value))).collect()
-}
-
-/// `t` within what OTLP carries (unsigned nanoseconds since 1970, up to 2554): the SDK's conversion wraps beyond
-/// it, and sends nothing meaningful before it. Events from a broken clock (year 9999, or a start pushed to the
-/// year -262144 by a `latency_ms` near `u64::MAX`) are clamped, keeping start ≤ end.
-fn otlp_time(t: chrono::DateTime<chrono::Utc>) -> SystemTime {
-    let nanos = t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 { i64::MIN } else { i64::MAX });
-    // i64 nanoseconds end in 2262, well inside u64's range: the clamp at 0 is the one that matters.
-    SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos.max(0) as u64)
-}
-
-/// A translator span as the SDK's exportable `SpanData`, with our ids kept.
-pub(crate) fn span_data(s: &SpanRecord, scope: &InstrumentationScope) -> SpanData {
-    let trace_id = opentelemetry::trace::TraceId::from_bytes(s.trace_id.0);
-    let span_id = opentelemetry::trace::SpanId::from_bytes(s.span_id.0);
-    let mut events = SpanEvents::default();
-    for e in &s.events {
-        events.events.push(opentelemetry::trace::Event::new(e.name, otlp_time(e.time), otel_attrs(&e.attributes), 0));
-    }
-    SpanData {
-        span_context: SpanContext::new(trace_id, span_id, TraceFlags::SAMPLED, false, TraceState::default()),
-        parent_span_id: s
-            .parent_span_id
-            .map_or(opentelemetry::trace::SpanId::INVALID, |p| opentelemetry::trace::SpanId::from_bytes(p.0)),
-        parent_span_is_remote: false,
-        span_kind: match s.kind {
-            SpanKind::Internal => opentelemetry::trace::SpanKind::Internal,
-            SpanKind::Client => opentelemetry::trace::SpanKind::Client,
-        },
-        name: Cow::Owned(s.name.clone()),
-        start_time: otlp_time(s.start),
-        end_time: otlp_time(s.end),
-        attributes: otel_attrs(&s.attributes),
-        dropped_attributes_count: 0,
-        events,
-        links: SpanLinks::default(),
-        status: match &s.status {
-            SpanStatus::Unset => Status::Unset,
-            SpanStatus::Error(msg) => Status::error(msg.clone()),
-        },
-        instrumentation_scope: scope.clone(),
-    }
 }
 
 /// Data points in a collection (what "metric points exported" counts).
@@ -435,42 +263,5 @@ impl Metrics {
 
     pub(crate) fn shutdown(&self) {
         let _ = self.provider.shutdown();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ids::{SpanId as Sid, TraceId as Tid};
-    use crate::translate::{KeyValue, SpanRecord};
-
-    #[test]
-    fn span_data_keeps_ids_kind_times_status_and_attributes() {
-        let t = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(1_700_000_000_123).unwrap();
-        let rec = SpanRecord {
-            trace_id: Tid::derive("t", "x"),
-            span_id: Sid::derive("s", "x"),
-            parent_span_id: Some(Sid::derive("p", "x")),
-            name: "chat gpt-5".into(),
-            kind: SpanKind::Client,
-            start: t,
-            end: t + chrono::Duration::milliseconds(1500),
-            attributes: vec![KeyValue::new("a", 1i64), KeyValue::new("b", "x"), KeyValue::new("c", true)],
-            events: vec![],
-            status: SpanStatus::Error("boom".into()),
-        };
-        let d = span_data(&rec, &scope());
-        assert_eq!(d.span_context.trace_id().to_bytes(), rec.trace_id.0);
-        assert_eq!(d.span_context.span_id().to_bytes(), rec.span_id.0);
-        assert_eq!(d.parent_span_id.to_bytes(), rec.parent_span_id.unwrap().0);
-        assert_eq!(d.span_kind, opentelemetry::trace::SpanKind::Client);
-        assert!(d.span_context.is_sampled());
-        assert_eq!(d.end_time.duration_since(d.start_time).unwrap(), Duration::from_millis(1500));
-        assert_eq!(d.status, Status::error("boom"));
-        assert_eq!(d.attributes[0], OtelKv::new("a", 1i64));
-        assert_eq!(d.attributes[2], OtelKv::new("c", true));
-        let root = span_data(&SpanRecord { parent_span_id: None, kind: SpanKind::Internal, ..rec }, &scope());
-        assert_eq!(root.parent_span_id, opentelemetry::trace::SpanId::INVALID);
-        assert_eq!(root.span_kind, opentelemetry::trace::SpanKind::Internal);
     }
 }

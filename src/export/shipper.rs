@@ -3,8 +3,8 @@
 //! The worker keeps a few span batches and one metric collection in flight; each job comes back as a [`Done`]
 //! with its outcome (and, for a failed span batch, the batch itself, to be retried). Jobs run concurrently on
 //! this thread's tokio runtime: a collector hop costs a round trip per request, and one request at a time would
-//! leave the link idle while waiting (measured: 3× slower through rotel over gRPC). The OTLP exporters retry
-//! with backoff inside `export`, bounded by the job's timeout.
+//! leave the link idle while waiting (measured: 3× slower through rotel over gRPC). The wire retries with
+//! backoff inside `send`, bounded by the job's timeout.
 
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -12,12 +12,16 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::resource::v1::Resource as PbResource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use opentelemetry_sdk::trace::SpanData;
 
-use super::{data_points, span_data, MetricSink, Metrics, SpanSink};
+use super::{data_points, MetricSink, Metrics, SpanSink};
 use crate::console::render_tree;
 use crate::translate::SpanRecord;
+use crate::wire::{Accepted, FailReason, Failed};
 
 /// A span waiting for export: one of Bamboo's, or one of the application's own.
 pub(crate) enum Pending {
@@ -43,45 +47,58 @@ impl Failure {
     fn timeout(timeout: Duration) -> Failure {
         Failure { reason: "timeout", message: format!("no answer within {timeout:?}"), permanent: false }
     }
+}
 
-    /// Classifies the exporter's error. The exporter has already retried, with backoff and `Retry-After` /
-    /// `RetryInfo`, what the OTLP spec calls retryable (HTTP 429, 502, 503, 504 and network errors; gRPC
-    /// UNAVAILABLE, RESOURCE_EXHAUSTED with RetryInfo, ABORTED, …), so what reaches us either ran out of retries
-    /// (the backend is down or overloaded: keep the data) or was refused for good: an HTTP 4xx other than 408
-    /// and 429, or a gRPC client-error code. Those bytes would be refused again, so the batch is dropped and
-    /// counted as `rejected` instead of blocking everything behind it. A 500 or gRPC INTERNAL, which the spec
-    /// also calls non-retryable, is kept and retried within the bounded buffer: from a collector it is far more
-    /// often a restart or overload than a verdict on the data.
-    pub(crate) fn classify(message: String) -> Failure {
-        let http = message
-            .split_once("status code: ")
-            .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u16>().ok());
-        let grpc = message
-            .split_once("gRPC code: ")
-            .map(|(_, rest)| rest.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or(""));
-        let permanent = match (http, grpc) {
-            (Some(code), _) => (400..500).contains(&code) && code != 408 && code != 429,
-            (None, Some(code)) => matches!(
-                code,
-                "InvalidArgument"
-                    | "NotFound"
-                    | "AlreadyExists"
-                    | "PermissionDenied"
-                    | "Unauthenticated"
-                    | "FailedPrecondition"
-                    | "Unimplemented"
-            ),
-            (None, None) => false,
-        };
-        Failure { reason: if permanent { crate::semconv::DROP_REJECTED } else { "export_error" }, message, permanent }
+/// What the wire reports after its own retries (with backoff, `Retry-After`, `RetryInfo`, for what the OTLP
+/// spec calls retryable): a backend still down or overloaded (keep the data), a server error (500, gRPC
+/// INTERNAL: kept and retried within the bounded buffer, since from a collector it is far more often a restart
+/// than a verdict on the data), or a refusal for good (HTTP 4xx other than 408 and 429, a gRPC client-error
+/// code): those bytes would be refused again, so the batch is dropped and counted as `rejected` instead of
+/// blocking everything behind it.
+impl From<Failed> for Failure {
+    fn from(f: Failed) -> Failure {
+        Failure { reason: f.reason.as_str(), permanent: f.reason == FailReason::Rejected, message: f.to_string() }
+    }
+}
+
+/// An export the backend took: how many it was sent, and what it said it rejected (OTLP partial success).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sent {
+    pub items: u64,
+    pub rejected: u64,
+    pub message: Option<String>,
+}
+
+impl Sent {
+    fn new(items: u64, a: Accepted) -> Sent {
+        Sent { items, rejected: a.rejected.min(items), message: a.message }
+    }
+
+    fn all(items: u64) -> Sent {
+        Sent { items, rejected: 0, message: None }
     }
 }
 
 pub(crate) enum Done {
-    /// Spans exported, or the batch back with the failure.
-    Spans(Result<usize, (Vec<Pending>, Failure)>),
-    /// Data points exported.
-    Metrics(Result<u64, Failure>),
+    /// Spans sent, or the batch back with the failure.
+    Spans(Result<Sent, (Vec<Pending>, Failure)>),
+    /// Data points sent.
+    Metrics(Result<Sent, Failure>),
+    /// An attempt failed and the wire will try again: the job is still running, but the outage has begun.
+    Retrying { signal: Signal, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    Traces,
+    Metrics,
+}
+
+/// What a wire for `signal` calls before each retry: tells the worker through `done`.
+pub(crate) fn retry_hook(signal: Signal, done: Sender<Done>) -> crate::wire::RetryHook {
+    crate::wire::RetryHook::new(move |message, _wait| {
+        let _ = done.send(Done::Retrying { signal, message: message.into() });
+    })
 }
 
 pub(crate) struct Shipper {
@@ -89,15 +106,16 @@ pub(crate) struct Shipper {
     pub spans: SpanSink,
     pub metric_sink: MetricSink,
     pub metrics: Arc<Metrics>,
-    pub scope: opentelemetry::InstrumentationScope,
+    /// The resource spans are sent under (the SDK encodes it for metrics).
+    pub resource: PbResource,
 }
 
 impl Shipper {
     /// Runs until the job channel closes and the last job has answered, then shuts the exporters down within
     /// `final_timeout`.
     pub(crate) fn run(self, mut jobs: UnboundedReceiver<Job>, done: Sender<Done>, final_timeout: Duration) {
-        let Shipper { rt, spans, metric_sink, metrics, scope } = self;
-        let sinks = Arc::new(Sinks { spans, metric_sink, metrics, scope });
+        let Shipper { rt, spans, metric_sink, metrics, resource } = self;
+        let sinks = Arc::new(Sinks { spans, metric_sink, metrics, resource });
         rt.block_on(async move {
             let mut running = tokio::task::JoinSet::new();
             loop {
@@ -118,15 +136,16 @@ impl Shipper {
                     }
                 }
             }
-            // The worker has gone: let what is running finish (each export is bounded by its timeout).
-            while let Some(finished) = running.join_next().await {
-                if let Ok(d) = finished {
-                    let _ = done.send(d);
+            // The worker has gone: let what is running finish, each export bounded by its timeout and all of them
+            // by the final one.
+            let _ = tokio::time::timeout(final_timeout, async {
+                while let Some(finished) = running.join_next().await {
+                    if let Ok(d) = finished {
+                        let _ = done.send(d);
+                    }
                 }
-            }
-            if let SpanSink::Otlp(e) = &sinks.spans {
-                let _ = e.shutdown_with_timeout(final_timeout);
-            }
+            })
+            .await;
         });
     }
 }
@@ -136,7 +155,7 @@ struct Sinks {
     spans: SpanSink,
     metric_sink: MetricSink,
     metrics: Arc<Metrics>,
-    scope: opentelemetry::InstrumentationScope,
+    resource: PbResource,
 }
 
 impl Sinks {
@@ -147,43 +166,80 @@ impl Sinks {
         }
     }
 
-    async fn export_spans(&self, batch: Vec<Pending>, timeout: Duration) -> Result<usize, (Vec<Pending>, Failure)> {
-        let n = batch.len();
+    async fn export_spans(&self, batch: Vec<Pending>, timeout: Duration) -> Result<Sent, (Vec<Pending>, Failure)> {
+        let n = batch.len() as u64;
         match &self.spans {
-            SpanSink::None => Ok(n),
+            SpanSink::None => Ok(Sent::all(n)),
             SpanSink::Console => {
                 print_console(&batch);
-                Ok(n)
+                Ok(Sent::all(n))
             }
-            SpanSink::Otlp(exporter) => {
-                let data = batch.iter().map(|p| p.to_span_data(&self.scope)).collect();
-                match tokio::time::timeout(timeout, exporter.export(data)).await {
-                    Ok(Ok(())) => Ok(n),
-                    Ok(Err(e)) => Err((batch, Failure::classify(e.to_string()))),
+            SpanSink::Otlp(wire) => {
+                let request = trace_request(&batch, &self.resource);
+                match tokio::time::timeout(timeout, wire.send_spans(&request)).await {
+                    Ok(Ok(accepted)) => Ok(Sent::new(n, accepted)),
+                    Ok(Err(failed)) => Err((batch, failed.into())),
                     Err(_) => Err((batch, Failure::timeout(timeout))),
                 }
             }
         }
     }
 
-    async fn export_metrics(&self, timeout: Duration) -> Result<u64, Failure> {
-        let MetricSink::Otlp(exporter) = &self.metric_sink else { return Ok(0) };
+    async fn export_metrics(&self, timeout: Duration) -> Result<Sent, Failure> {
+        let MetricSink::Otlp(wire) = &self.metric_sink else { return Ok(Sent::all(0)) };
         let rm =
             self.metrics.collect().map_err(|message| Failure { reason: "collect_error", message, permanent: false })?;
-        match tokio::time::timeout(timeout, exporter.export(&rm)).await {
-            Ok(Ok(())) => Ok(data_points(&rm)),
-            Ok(Err(e)) => Err(Failure::classify(e.to_string())),
+        let points = data_points(&rm);
+        let request = ExportMetricsServiceRequest::from(&rm);
+        match tokio::time::timeout(timeout, wire.send_metrics(&request)).await {
+            Ok(Ok(accepted)) => Ok(Sent::new(points, accepted)),
+            Ok(Err(failed)) => Err(failed.into()),
             Err(_) => Err(Failure::timeout(timeout)),
         }
     }
 }
 
-impl Pending {
-    fn to_span_data(&self, scope: &opentelemetry::InstrumentationScope) -> SpanData {
-        match self {
-            Pending::Bamboo(s) => span_data(s, scope),
-            Pending::App(s) => (**s).clone(),
+/// One request for a batch: Bamboo's spans under the bridge's scope, the application's under their own.
+fn trace_request(batch: &[Pending], resource: &PbResource) -> ExportTraceServiceRequest {
+    let mut bamboo = ScopeSpans {
+        scope: Some(crate::otlp::scope()),
+        schema_url: crate::semconv::SCHEMA_URL.into(),
+        spans: Vec::with_capacity(batch.len()),
+    };
+    let mut app: Vec<ScopeSpans> = Vec::new();
+    for p in batch {
+        match p {
+            Pending::Bamboo(s) => bamboo.spans.push(crate::otlp::span(s)),
+            Pending::App(s) => {
+                let scope = &s.instrumentation_scope;
+                let at = app.iter().position(|ss| {
+                    ss.scope
+                        .as_ref()
+                        .is_some_and(|sc| sc.name == scope.name() && sc.version == scope.version().unwrap_or(""))
+                });
+                let at = at.unwrap_or_else(|| {
+                    app.push(ScopeSpans {
+                        scope: Some((scope, None).into()),
+                        schema_url: scope.schema_url().unwrap_or_default().to_owned(),
+                        spans: Vec::new(),
+                    });
+                    app.len() - 1
+                });
+                app[at].spans.push((**s).clone().into());
+            }
         }
+    }
+    let mut scope_spans = Vec::with_capacity(app.len() + 1);
+    if !bamboo.spans.is_empty() {
+        scope_spans.push(bamboo);
+    }
+    scope_spans.extend(app);
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource.clone()),
+            scope_spans,
+            schema_url: String::new(),
+        }],
     }
 }
 
@@ -208,27 +264,64 @@ fn print_console(batch: &[Pending]) {
 
 #[cfg(test)]
 mod tests {
-    use super::Failure;
+    use super::*;
+    use crate::wire::Failed;
 
     #[test]
-    fn only_client_errors_are_permanent() {
-        let http = |code: u16| Failure::classify(format!("HTTP export failed with status code: {code}"));
-        for code in [400, 401, 403, 404, 413, 415] {
-            assert!(http(code).permanent, "{code}");
-            assert_eq!(http(code).reason, "rejected");
+    fn only_a_refusal_for_good_drops_the_batch() {
+        let failure = |reason| Failure::from(Failed { reason, message: "m".into(), attempts: 1 });
+        assert!(failure(FailReason::Rejected).permanent);
+        assert_eq!(failure(FailReason::Rejected).reason, crate::semconv::DROP_REJECTED);
+        for reason in [FailReason::Unavailable, FailReason::ServerError] {
+            assert!(!failure(reason).permanent, "{reason:?}");
+            assert_eq!(failure(reason).reason, reason.as_str());
         }
-        for code in [408, 429, 500, 502, 503, 504] {
-            assert!(!http(code).permanent, "{code}");
-            assert_eq!(http(code).reason, "export_error");
+    }
+
+    #[test]
+    fn a_batch_is_one_request_with_bamboo_spans_under_the_bridge_scope_and_app_spans_under_theirs() {
+        use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
+        let app = |scope: &str, id: u64| SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(1u128),
+                SpanId::from(id),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: "app".into(),
+            start_time: std::time::SystemTime::UNIX_EPOCH,
+            end_time: std::time::SystemTime::UNIX_EPOCH,
+            attributes: vec![],
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: Status::Unset,
+            instrumentation_scope: opentelemetry::InstrumentationScope::builder(scope.to_owned()).build(),
+        };
+        let mut out = crate::translate::Output::new();
+        let mut tr = crate::translate::Translator::new(Default::default());
+        for e in crate::demo::agent_session(chrono::Utc::now()) {
+            tr.process(&e, chrono::Utc::now(), &mut out);
         }
-        let grpc = |code: &str| Failure::classify(format!("BatchSpanProcessor export failed with gRPC code: {code}"));
-        for code in ["InvalidArgument", "Unauthenticated", "PermissionDenied", "Unimplemented"] {
-            assert!(grpc(code).permanent, "{code}");
-        }
-        for code in ["Unavailable", "ResourceExhausted", "Internal", "Unknown", "DeadlineExceeded"] {
-            assert!(!grpc(code).permanent, "{code}");
-        }
-        assert!(!grpc("Unavailable: transport error: connection refused").permanent);
-        assert!(!Failure::classify("HTTP export failed: network error".into()).permanent);
+        let bamboo = out.spans;
+        assert!(!bamboo.is_empty());
+        let mut batch: Vec<Pending> = vec![Pending::App(Box::new(app("my-app", 1)))];
+        batch.extend(bamboo.iter().cloned().map(Pending::Bamboo));
+        batch.push(Pending::App(Box::new(app("other", 2))));
+        batch.push(Pending::App(Box::new(app("my-app", 3))));
+        let resource = crate::otlp::resource(&[("service.name".into(), "svc".into())]);
+        let req = trace_request(&batch, &resource);
+        assert_eq!(req.resource_spans.len(), 1);
+        assert_eq!(req.resource_spans[0].resource.as_ref(), Some(&resource));
+        let scopes: Vec<(&str, usize)> = req.resource_spans[0]
+            .scope_spans
+            .iter()
+            .map(|ss| (ss.scope.as_ref().unwrap().name.as_str(), ss.spans.len()))
+            .collect();
+        assert_eq!(scopes, vec![("bamboo-otel", bamboo.len()), ("my-app", 2), ("other", 1)]);
     }
 }

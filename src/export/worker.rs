@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
+use opentelemetry_sdk::metrics::Temporality;
+use opentelemetry_sdk::trace::SpanData;
 
-use super::shipper::{Done, Failure, Job, Pending, Shipper};
-use super::{metric_sink, resource, scope, span_sink, CardinalityGuard, CounterBatch, MetricSink, Metrics, SpanSink};
+use super::shipper::{retry_hook, Done, Failure, Job, Pending, Sent, Shipper, Signal};
+use super::{metric_sink, resource, span_sink, CardinalityGuard, CounterBatch, MetricSink, Metrics};
 use crate::bridge::{Shared, ShutdownReport};
-use crate::config::{BuildError, Settings};
+use crate::config::{BuildError, Settings, TemporalityPreference};
 use crate::console::MetricTotals;
 use crate::events::MetricsEvent;
 use crate::semconv::{self as sc, Instrument};
@@ -98,6 +99,10 @@ struct Worker {
     /// A permanent rejection was logged; cleared by the next successful export.
     trace_rejecting: bool,
     metric_outage: bool,
+    /// A metric partial success was logged; cleared by the next whole one.
+    metric_rejecting: bool,
+    /// Set at shutdown: export jobs must answer before it.
+    deadline: Option<Instant>,
 }
 
 impl Worker {
@@ -110,25 +115,26 @@ impl Worker {
             .enable_all()
             .build()
             .map_err(|e| BuildError::Pipeline(format!("tokio runtime: {e}")))?;
-        let (mut spans, metric_sink) = {
+        let (done_tx, done) = mpsc::channel();
+        let (spans, metric_sink) = {
             let _guard = rt.enter();
-            (span_sink(&settings)?, metric_sink(&settings)?)
+            (
+                span_sink(&settings, retry_hook(Signal::Traces, done_tx.clone()))?,
+                metric_sink(&settings, retry_hook(Signal::Metrics, done_tx.clone()))?,
+            )
         };
-        if let SpanSink::Otlp(exporter) = &mut spans {
-            // A tracer provider would do this; we hand spans to the exporter ourselves.
-            exporter.set_resource(&resource);
-        }
-        let temporality = match &metric_sink {
-            MetricSink::Otlp(e) => opentelemetry_sdk::metrics::exporter::PushMetricExporter::temporality(e),
-            _ => opentelemetry_sdk::metrics::Temporality::Cumulative,
+        let temporality = match settings.metrics_temporality {
+            TemporalityPreference::Cumulative => Temporality::Cumulative,
+            TemporalityPreference::Delta => Temporality::Delta,
+            TemporalityPreference::LowMemory => Temporality::LowMemory,
         };
-        let delta_metrics = temporality == opentelemetry_sdk::metrics::Temporality::Delta;
+        let delta_metrics = temporality == Temporality::Delta;
+        let pb_resource = crate::otlp::resource(&settings.resource_attributes());
         let metrics = Arc::new(Metrics::new(resource, temporality, settings.metric_cardinality_limit));
         let console_metrics = matches!(metric_sink, MetricSink::Console);
         let otlp_metrics = matches!(metric_sink, MetricSink::Otlp(_));
         let (jobs, job_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (done_tx, done) = mpsc::channel();
-        let shipper = Shipper { rt, spans, metric_sink, metrics: metrics.clone(), scope: scope() };
+        let shipper = Shipper { rt, spans, metric_sink, metrics: metrics.clone(), resource: pb_resource };
         let final_timeout = settings.export_timeout;
         std::thread::Builder::new()
             .name("bamboo-otel-export".into())
@@ -160,6 +166,8 @@ impl Worker {
             trace_outage: false,
             trace_rejecting: false,
             metric_outage: false,
+            metric_rejecting: false,
+            deadline: None,
         })
     }
 
@@ -383,12 +391,23 @@ impl Worker {
             let Some(jobs) = &self.jobs else { return };
             let n = self.pending.len().min(self.settings.batch_size);
             let batch: Vec<Pending> = self.pending.drain(..n).collect();
-            if jobs.send(Job::Spans(batch, self.settings.export_timeout)).is_err() {
+            if jobs.send(Job::Spans(batch, self.job_timeout())).is_err() {
                 return;
             }
             self.batches_in_flight += 1;
             self.spans_in_flight += n as u64;
         }
+    }
+
+    /// How long an export job may take: the export timeout, or at shutdown what is left before the deadline, less
+    /// the time its answer needs to come back, so a failure is seen and reported rather than lost to the deadline
+    /// (the wire's retries can outlast a short one).
+    fn job_timeout(&self) -> Duration {
+        match self.deadline {
+            None => self.settings.export_timeout,
+            Some(d) => remaining(Some(d), self.settings.export_timeout + ANSWER_MARGIN).saturating_sub(ANSWER_MARGIN),
+        }
+        .max(Duration::from_millis(1))
     }
 
     fn export_metrics(&mut self) {
@@ -404,7 +423,7 @@ impl Worker {
             self.cardinality.reset();
         }
         if let Some(jobs) = &self.jobs {
-            if jobs.send(Job::Metrics(self.settings.export_timeout)).is_ok() {
+            if jobs.send(Job::Metrics(self.job_timeout())).is_ok() {
                 self.metrics_in_flight = true;
             }
         }
@@ -443,11 +462,35 @@ impl Worker {
 
     fn apply(&mut self, done: Done) {
         match done {
-            Done::Spans(Ok(n)) => {
+            Done::Retrying { signal: Signal::Traces, message } => {
+                if !self.trace_outage {
+                    tracing::warn!(target: "bamboo_otel", %message, "span export failed; retrying with backoff and keeping spans (logged once per outage)");
+                    self.trace_outage = true;
+                }
+            }
+            Done::Retrying { signal: Signal::Metrics, message } => {
+                if !self.metric_outage {
+                    tracing::warn!(target: "bamboo_otel", %message, "metric export failed; retrying with backoff, and cumulative totals are sent again next time (logged once per outage)");
+                    self.metric_outage = true;
+                }
+            }
+            Done::Spans(Ok(Sent { items, rejected, message })) => {
                 self.batches_in_flight -= 1;
-                self.spans_in_flight -= n as u64;
-                self.report.spans_exported += n as u64;
-                self.trace_rejecting = false;
+                self.spans_in_flight -= items;
+                self.report.spans_exported += items - rejected;
+                if rejected > 0 {
+                    // Partial success: the backend took the request and said it refused these spans.
+                    self.report.spans_dropped += rejected;
+                    self.report.spans_rejected += rejected;
+                    self.metrics.count(Instrument::BridgeSpansDropped, rejected, &[(sc::REASON, sc::DROP_REJECTED)]);
+                    if !self.trace_rejecting {
+                        let message = message.unwrap_or_default();
+                        tracing::warn!(target: "bamboo_otel", reason = sc::DROP_REJECTED, %message, spans = rejected, "the backend took a span batch but refused some of its spans (OTLP partial success; counted in bamboo_otel.spans.dropped with reason rejected; logged once until a batch goes through whole)");
+                        self.trace_rejecting = true;
+                    }
+                } else {
+                    self.trace_rejecting = false;
+                }
                 if self.trace_outage {
                     tracing::info!(target: "bamboo_otel", "span export recovered");
                     self.trace_outage = false;
@@ -486,11 +529,26 @@ impl Worker {
                     self.metrics.count(Instrument::BridgeSpansDropped, 1, &[(sc::REASON, sc::DROP_EXPORT_FAILED)]);
                 }
             }
-            Done::Metrics(Ok(points)) => {
+            Done::Metrics(Ok(Sent { items, rejected, message })) => {
                 self.metrics_in_flight = false;
                 self.report.metric_exports += 1;
-                self.report.metric_points_exported = points;
+                self.report.metric_points_exported = items - rejected;
                 self.report.metrics_unsent = false;
+                if rejected > 0 {
+                    self.report.metric_points_rejected += rejected;
+                    self.metrics.count(
+                        Instrument::BridgeExportFailures,
+                        1,
+                        &[("signal", "metrics"), (sc::REASON, sc::PARTIAL_SUCCESS)],
+                    );
+                    if !self.metric_rejecting {
+                        let message = message.unwrap_or_default();
+                        tracing::warn!(target: "bamboo_otel", reason = sc::PARTIAL_SUCCESS, %message, points = rejected, "the backend took a metric export but refused some of its points (OTLP partial success; counted in bamboo_otel.export.failures; logged once until an export goes through whole)");
+                        self.metric_rejecting = true;
+                    }
+                } else {
+                    self.metric_rejecting = false;
+                }
                 if self.metric_outage {
                     tracing::info!(target: "bamboo_otel", "metric export recovered");
                     self.metric_outage = false;
@@ -511,6 +569,7 @@ impl Worker {
 
     fn shutdown(&mut self, rx: &Receiver<MetricsEvent>, arx: &Receiver<SpanData>, timeout: Duration) -> ShutdownReport {
         let deadline = Instant::now() + timeout;
+        self.deadline = Some(deadline);
         self.take_app_spans(arx);
         self.drain_queue(rx, Some(deadline));
         // Recorded while shutting down, or left at the deadline: never translated, so counted as dropped.
@@ -551,6 +610,9 @@ impl Worker {
         self.report.clone()
     }
 }
+
+/// What a job's answer is given, at shutdown, to reach the worker before the deadline.
+const ANSWER_MARGIN: Duration = Duration::from_millis(100);
 
 /// Time left before `deadline`, capped at `cap`; at least 1 ms so a late call still fails fast instead of hanging.
 fn remaining(deadline: Option<Instant>, cap: Duration) -> Duration {

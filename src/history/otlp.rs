@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue as PbKv};
+use opentelemetry_proto::tonic::common::v1::KeyValue as PbKv;
 use opentelemetry_proto::tonic::metrics::v1::{
     exemplar, metric, number_data_point, AggregationTemporality, Exemplar as PbExemplar, Histogram, HistogramDataPoint,
     Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
@@ -20,7 +20,6 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::{SeriesView, Windows};
 use crate::semconv::InstrumentKind;
-use crate::translate::AttrValue;
 
 /// Points per request unless told otherwise: a few hundred kilobytes, well under receivers' limits (4 MiB for gRPC
 /// by default, VictoriaMetrics' and Prometheus' far more).
@@ -95,10 +94,7 @@ pub fn encode<'a>(
     Requests {
         series: w.series().into_iter(),
         current: None,
-        resource: Resource {
-            attributes: resource.iter().map(|(k, v)| pb_kv(k, AttrValue::from(v.as_str()))).collect(),
-            ..Resource::default()
-        },
+        resource: crate::otlp::resource(resource),
         temporality,
         max_points: max_points.max(1),
         running,
@@ -152,11 +148,7 @@ impl Iterator for Requests<'_> {
 }
 
 fn request(resource: &Resource, metrics: Vec<Metric>, points: usize) -> Request {
-    let scope = InstrumentationScope {
-        name: "bamboo-otel".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        ..InstrumentationScope::default()
-    };
+    let scope = crate::otlp::scope();
     let body = ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(resource.clone()),
@@ -192,8 +184,8 @@ type Window<'a> = (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>,
 
 fn metric(series: &SeriesView<'_>, windows: &[Window<'_>], temporality: Temporality, t: &mut Totals) -> Metric {
     let def = series.instrument.def();
-    let attributes: Vec<PbKv> = series.attributes.iter().map(|kv| pb_kv(kv.key, kv.value.clone())).collect();
-    let nanos = |at: chrono::DateTime<chrono::Utc>| at.timestamp_nanos_opt().unwrap_or(0).max(0) as u64;
+    let attributes: Vec<PbKv> = series.attributes.iter().map(|kv| crate::otlp::key_value(kv.key, &kv.value)).collect();
+    let nanos = crate::otlp::unix_nanos;
     let series_start = nanos(t.start);
     let start = |window_start| match temporality {
         Temporality::Cumulative => series_start,
@@ -275,14 +267,4 @@ fn pb_exemplar(e: &super::Exemplar, time_unix_nano: u64) -> PbExemplar {
         value: Some(exemplar::Value::AsDouble(e.value)),
         ..PbExemplar::default()
     }
-}
-
-fn pb_kv(key: &str, value: AttrValue) -> PbKv {
-    let value = match value {
-        AttrValue::Str(s) => any_value::Value::StringValue(s.into_owned()),
-        AttrValue::I64(v) => any_value::Value::IntValue(v),
-        AttrValue::Bool(v) => any_value::Value::BoolValue(v),
-        AttrValue::F64(v) => any_value::Value::DoubleValue(v),
-    };
-    PbKv { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..PbKv::default() }
 }

@@ -3,7 +3,7 @@
 
 use super::otlp::{self, Running, Temporality};
 use super::Windows;
-use crate::wire::{FailReason, MetricsWire};
+use crate::wire::{FailReason, Wire};
 
 /// What a [`send`] delivered, and what it did not (every point accounted for:
 /// `points = delivered + rejected + failed`).
@@ -41,7 +41,7 @@ impl std::ops::AddAssign<&Shipped> for Shipped {
 /// [`otlp::encode`]; a one-shot run passes a fresh one), and sends it.
 pub async fn send(
     w: &Windows,
-    wire: &MetricsWire,
+    wire: &Wire,
     resource: &[(String, String)],
     temporality: Temporality,
     max_points: usize,
@@ -57,9 +57,9 @@ pub async fn send(
             s.failed += n;
             continue;
         }
-        match wire.send(&r.body).await {
+        match wire.send_metrics(&r.body).await {
             Ok(a) => {
-                let rejected = a.rejected_points.min(n);
+                let rejected = a.rejected.min(n);
                 s.rejected += rejected;
                 s.delivered += n - rejected;
                 if let (Some(m), None) = (a.message, &s.first_error) {
@@ -69,7 +69,7 @@ pub async fn send(
             Err(f) => {
                 match f.reason {
                     FailReason::Rejected => s.rejected += n,
-                    FailReason::Unavailable => {
+                    FailReason::Unavailable | FailReason::ServerError => {
                         s.failed += n;
                         unavailable = true;
                     }

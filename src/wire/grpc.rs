@@ -5,26 +5,30 @@ use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use super::{accepted, retrying, Accepted, Attempt, Failed, RetryPolicy, Target};
+use super::{accepted, retrying, Accepted, Attempt, FailReason, Failed, RetryHook, RetryPolicy, Target};
 use crate::config::BuildError;
 
-/// One gRPC channel to a metrics service.
+/// One gRPC channel to an OTLP receiver, for either service.
 #[derive(Debug, Clone)]
 pub struct GrpcWire {
-    client: MetricsServiceClient<Channel>,
+    metrics: MetricsServiceClient<Channel>,
+    traces: TraceServiceClient<Channel>,
     url: String,
     metadata: tonic::metadata::MetadataMap,
     retry: RetryPolicy,
+    pub(super) on_retry: Option<RetryHook>,
 }
 
 impl GrpcWire {
     /// A lazily connecting channel to `target.url`; must be called inside a tokio runtime.
     pub fn new(target: &Target, retry: RetryPolicy) -> Result<GrpcWire, BuildError> {
-        let invalid = |reason: String| BuildError::Invalid { name: "OTLP/gRPC metrics endpoint".into(), reason };
+        let invalid = |reason: String| BuildError::Invalid { name: "OTLP/gRPC endpoint".into(), reason };
         let mut endpoint = Endpoint::from_shared(target.url.clone())
             .map_err(|e| invalid(format!("{}: {e}", target.url)))?
             .timeout(target.timeout)
@@ -37,9 +41,11 @@ impl GrpcWire {
                 .tls_config(ClientTlsConfig::new().with_native_roots())
                 .map_err(|e| invalid(format!("{}: {e}", target.url)))?;
         }
-        let mut client = MetricsServiceClient::new(endpoint.connect_lazy());
+        let channel = endpoint.connect_lazy();
+        let (mut metrics, mut traces) = (MetricsServiceClient::new(channel.clone()), TraceServiceClient::new(channel));
         if target.gzip {
-            client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+            metrics = metrics.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+            traces = traces.send_compressed(tonic::codec::CompressionEncoding::Gzip);
         }
         let mut metadata = tonic::metadata::MetadataMap::new();
         for (k, v) in &target.headers {
@@ -48,7 +54,7 @@ impl GrpcWire {
             let value = v.parse().map_err(|_| invalid(format!("the value of {k:?} is not valid (value hidden)")))?;
             metadata.insert(key, value);
         }
-        Ok(GrpcWire { client, url: target.url.clone(), metadata, retry })
+        Ok(GrpcWire { metrics, traces, url: target.url.clone(), metadata, retry, on_retry: None })
     }
 
     pub fn url(&self) -> &str {
@@ -57,21 +63,30 @@ impl GrpcWire {
 
     /// Sends one metrics request; retries what may succeed later, honouring the server's `RetryInfo`.
     pub async fn send_metrics(&self, request: &ExportMetricsServiceRequest) -> Result<Accepted, Failed> {
-        let (response, attempts) = retrying(self.retry, || self.attempt(request.clone())).await?;
-        Ok(accepted(response.partial_success, attempts))
+        let (response, attempts) = retrying(self.retry, self.on_retry.as_ref(), || async {
+            let mut client = self.metrics.clone();
+            client.export(self.request(request.clone())).await.map_err(|s| attempt_of(&self.url, &s))
+        })
+        .await?;
+        let p = response.into_inner().partial_success.unwrap_or_default();
+        Ok(accepted(p.rejected_data_points, p.error_message, attempts))
     }
 
-    async fn attempt(
-        &self,
-        body: ExportMetricsServiceRequest,
-    ) -> Result<opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse, Attempt> {
+    /// Sends one trace request; retries what may succeed later, honouring the server's `RetryInfo`.
+    pub async fn send_spans(&self, request: &ExportTraceServiceRequest) -> Result<Accepted, Failed> {
+        let (response, attempts) = retrying(self.retry, self.on_retry.as_ref(), || async {
+            let mut client = self.traces.clone();
+            client.export(self.request(request.clone())).await.map_err(|s| attempt_of(&self.url, &s))
+        })
+        .await?;
+        let p = response.into_inner().partial_success.unwrap_or_default();
+        Ok(accepted(p.rejected_spans, p.error_message, attempts))
+    }
+
+    fn request<T>(&self, body: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(body);
         *request.metadata_mut() = self.metadata.clone();
-        let mut client = self.client.clone();
-        match client.export(request).await {
-            Ok(r) => Ok(r.into_inner()),
-            Err(status) => Err(attempt_of(&self.url, &status)),
-        }
+        request
     }
 }
 
@@ -79,14 +94,32 @@ impl GrpcWire {
 /// server says when (`RetryInfo`), never the rest.
 fn attempt_of(url: &str, status: &tonic::Status) -> Attempt {
     let retry_after = status.get_details_retry_info().and_then(|r| r.retry_delay);
-    let retryable = match status.code() {
-        Code::Cancelled | Code::DeadlineExceeded | Code::Aborted | Code::OutOfRange | Code::Unavailable => true,
-        Code::DataLoss => true,
-        Code::ResourceExhausted => retry_after.is_some(),
-        _ => false,
-    };
+    // From the transport's error under the status, not the server's message.
+    let tls = status.code() == Code::Unavailable && std::error::Error::source(status).is_some_and(super::tls_failure);
+    let retryable = !tls
+        && match status.code() {
+            Code::Cancelled | Code::DeadlineExceeded | Code::Aborted | Code::OutOfRange | Code::Unavailable => true,
+            Code::DataLoss => true,
+            Code::ResourceExhausted => retry_after.is_some(),
+            _ => false,
+        };
+    let rejected = matches!(
+        status.code(),
+        Code::InvalidArgument
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::Unauthenticated
+            | Code::FailedPrecondition
+            | Code::Unimplemented
+    );
     Attempt {
         retryable,
+        reason: match () {
+            _ if retryable || tls => FailReason::Unavailable,
+            _ if rejected => FailReason::Rejected,
+            _ => FailReason::ServerError,
+        },
         retry_after: retry_after.map(|d: Duration| d),
         message: format!("{url}: gRPC {:?}: {}", status.code(), status.message()),
     }

@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message;
+use serde::{de::DeserializeOwned, Serialize};
 
-use super::{accepted, retrying, Accepted, Attempt, Failed, RetryPolicy, Target};
+use super::{accepted, retrying, Accepted, Attempt, FailReason, Failed, RetryHook, RetryPolicy, Target};
 use crate::config::{BuildError, Protocol};
 
 /// Where and how to post one signal's requests.
@@ -17,10 +19,11 @@ pub struct HttpWire {
     gzip: bool,
     json: bool,
     retry: RetryPolicy,
+    pub(super) on_retry: Option<RetryHook>,
 }
 
 impl HttpWire {
-    /// Posts to `target.url` (the full URL, `/v1/metrics` included), each attempt bounded by its timeout,
+    /// Posts to `target.url` (the full URL, `/v1/metrics` or `/v1/traces` included), each attempt bounded by its timeout,
     /// trusting only its CA certificate when it names one.
     pub fn new(target: &Target, retry: RetryPolicy) -> Result<HttpWire, BuildError> {
         let mut b = reqwest::Client::builder().timeout(target.timeout);
@@ -41,6 +44,7 @@ impl HttpWire {
             gzip: target.gzip,
             json: target.protocol == Protocol::HttpJson,
             retry,
+            on_retry: None,
         })
     }
 
@@ -50,19 +54,35 @@ impl HttpWire {
 
     /// Sends one metrics request; retries what may succeed later, honouring `Retry-After`.
     pub async fn send_metrics(&self, request: &ExportMetricsServiceRequest) -> Result<Accepted, Failed> {
+        let (response, attempts) = self.post::<_, ExportMetricsServiceResponse>(request).await?;
+        let p = response.and_then(|r| r.partial_success).unwrap_or_default();
+        Ok(accepted(p.rejected_data_points, p.error_message, attempts))
+    }
+
+    /// Sends one trace request; retries what may succeed later, honouring `Retry-After`.
+    pub async fn send_spans(&self, request: &ExportTraceServiceRequest) -> Result<Accepted, Failed> {
+        let (response, attempts) = self.post::<_, ExportTraceServiceResponse>(request).await?;
+        let p = response.and_then(|r| r.partial_success).unwrap_or_default();
+        Ok(accepted(p.rejected_spans, p.error_message, attempts))
+    }
+
+    /// Posts `request` until it is taken or refused; the response, if it could be read (an empty or foreign body
+    /// from a 2xx is taken as full success, as the spec says of an empty one).
+    async fn post<Req, Resp>(&self, request: &Req) -> Result<(Option<Resp>, usize), Failed>
+    where
+        Req: Message + Serialize,
+        Resp: Message + Default + DeserializeOwned,
+    {
         let raw = if self.json {
             serde_json::to_vec(request).expect("OTLP messages serialize to JSON")
         } else {
             request.encode_to_vec()
         };
-        let body = self.body(raw);
-        let (bytes, attempts) = retrying(self.retry, || self.attempt(body.clone())).await?;
-        let response = if self.json {
-            serde_json::from_slice::<ExportMetricsServiceResponse>(&bytes).ok()
-        } else {
-            ExportMetricsServiceResponse::decode(&bytes[..]).ok()
-        };
-        Ok(accepted(response.and_then(|r| r.partial_success), attempts))
+        let body = bytes::Bytes::from(self.body(raw));
+        let (bytes, attempts) = retrying(self.retry, self.on_retry.as_ref(), || self.attempt(body.clone())).await?;
+        let response =
+            if self.json { serde_json::from_slice::<Resp>(&bytes).ok() } else { Resp::decode(&bytes[..]).ok() };
+        Ok((response, attempts))
     }
 
     fn body(&self, raw: Vec<u8>) -> Vec<u8> {
@@ -74,7 +94,7 @@ impl HttpWire {
         enc.write_all(&raw).and_then(|()| enc.finish()).expect("gzip into memory cannot fail")
     }
 
-    async fn attempt(&self, body: Vec<u8>) -> Result<Vec<u8>, Attempt> {
+    async fn attempt(&self, body: bytes::Bytes) -> Result<Vec<u8>, Attempt> {
         let content_type = if self.json { "application/json" } else { "application/x-protobuf" };
         let mut req = self.client.post(&self.url).header("content-type", content_type).body(body);
         if self.gzip {
@@ -84,7 +104,8 @@ impl HttpWire {
             req = req.header(k.as_str(), v.as_str());
         }
         let resp = req.send().await.map_err(|e| Attempt {
-            retryable: true,
+            retryable: !super::tls_failure(&e),
+            reason: FailReason::Unavailable,
             retry_after: None,
             message: format!("{}: {}", self.url, error_chain(&e)),
         })?;
@@ -100,8 +121,14 @@ impl HttpWire {
             return Ok(bytes);
         }
         let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).trim().to_owned();
+        let retryable = matches!(status, 408 | 429 | 502 | 503 | 504);
         Err(Attempt {
-            retryable: matches!(status, 408 | 429 | 502 | 503 | 504),
+            retryable,
+            reason: match status {
+                _ if retryable => FailReason::Unavailable,
+                400..=499 => FailReason::Rejected,
+                _ => FailReason::ServerError,
+            },
             retry_after,
             message: format!("{}: HTTP {status}: {text}", self.url),
         })

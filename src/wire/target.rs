@@ -1,7 +1,7 @@
-//! Where our own metric requests go and how, from the same settings the SDK's exporters read: the builder's
-//! endpoint, else `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (used as given), else `OTEL_EXPORTER_OTLP_ENDPOINT`
-//! (`/v1/metrics` appended for HTTP), else the OTLP defaults; headers, compression, timeout and certificate in
-//! their `_METRICS_` form first, then the general one.
+//! Where each signal's requests go and how, from the settings the OTLP exporter spec names: the builder's
+//! endpoint, else `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_ENDPOINT` (used as given), else `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! (`/v1/traces` or `/v1/metrics` appended for HTTP), else the OTLP defaults; headers, compression, timeout and
+//! certificate in their signal's form first, then the general one.
 
 use std::time::Duration;
 
@@ -9,14 +9,27 @@ use crate::config::{BuildError, CaFile, Protocol, Settings};
 
 /// The OTLP default for gRPC.
 pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
-/// The OTLP default for HTTP, metrics path included.
+/// The OTLP default for HTTP metrics, path included.
 pub const DEFAULT_HTTP_METRICS_ENDPOINT: &str = "http://localhost:4318/v1/metrics";
+/// The OTLP default for HTTP traces, path included.
+pub const DEFAULT_HTTP_TRACES_ENDPOINT: &str = "http://localhost:4318/v1/traces";
+
+/// What differs between the two signals' settings.
+struct Signal<'a> {
+    /// As it appears in variable names: `TRACES`, `METRICS`.
+    name: &'static str,
+    http_path: &'static str,
+    http_default: &'static str,
+    protocol: Protocol,
+    endpoint: &'a Option<String>,
+    ca: &'a Option<CaFile>,
+}
 
 /// One signal's destination, resolved.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub protocol: Protocol,
-    /// For HTTP the full URL (`/v1/metrics` included); for gRPC the server's base URL.
+    /// For HTTP the full URL (`/v1/metrics` or `/v1/traces` included); for gRPC the server's base URL.
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub gzip: bool,
@@ -27,31 +40,57 @@ pub struct Target {
 impl Target {
     /// The metrics target of `s`, reading what the settings leave to the exporter from `env`.
     pub fn metrics(s: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, BuildError> {
+        let signal = Signal {
+            name: "METRICS",
+            http_path: "/v1/metrics",
+            http_default: DEFAULT_HTTP_METRICS_ENDPOINT,
+            protocol: s.metrics_protocol,
+            endpoint: &s.metrics_endpoint,
+            ca: &s.metrics_certificate,
+        };
+        Target::resolve(s, signal, env)
+    }
+
+    /// The traces target of `s`, reading what the settings leave to the exporter from `env`.
+    pub fn traces(s: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, BuildError> {
+        let signal = Signal {
+            name: "TRACES",
+            http_path: "/v1/traces",
+            http_default: DEFAULT_HTTP_TRACES_ENDPOINT,
+            protocol: s.traces_protocol,
+            endpoint: &s.traces_endpoint,
+            ca: &s.traces_certificate,
+        };
+        Target::resolve(s, signal, env)
+    }
+
+    fn resolve(s: &Settings, signal: Signal<'_>, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, BuildError> {
         let var = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let protocol = s.metrics_protocol;
+        let signal_var = |what: &str| var(&format!("OTEL_EXPORTER_OTLP_{}_{what}", signal.name));
+        let protocol = signal.protocol;
         let http = !matches!(protocol, Protocol::Grpc);
-        let url = if let Some(url) = &s.metrics_endpoint {
+        let url = if let Some(url) = signal.endpoint {
             url.clone()
-        } else if let Some(url) = var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
+        } else if let Some(url) = signal_var("ENDPOINT") {
             url
         } else if let Some(base) = var("OTEL_EXPORTER_OTLP_ENDPOINT") {
             if http {
-                format!("{}/v1/metrics", base.trim_end_matches('/'))
+                format!("{}{}", base.trim_end_matches('/'), signal.http_path)
             } else {
                 base
             }
         } else if http {
-            DEFAULT_HTTP_METRICS_ENDPOINT.to_owned()
+            signal.http_default.to_owned()
         } else {
             DEFAULT_GRPC_ENDPOINT.to_owned()
         };
         let mut headers = Vec::new();
-        for name in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_METRICS_HEADERS"] {
-            if let Some(v) = var(name) {
+        for name in ["OTEL_EXPORTER_OTLP_HEADERS".to_owned(), format!("OTEL_EXPORTER_OTLP_{}_HEADERS", signal.name)] {
+            if let Some(v) = var(&name) {
                 for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
                     let Some((k, v)) = item.split_once('=') else {
                         return Err(BuildError::InvalidValue {
-                            name: name.into(),
+                            name,
                             value: "(value hidden)".into(),
                             expected: "key=value pairs separated by commas",
                         });
@@ -66,15 +105,15 @@ impl Target {
             headers.retain(|(have, _): &(String, String)| !have.eq_ignore_ascii_case(k));
             headers.push((k.clone(), v.clone()));
         }
-        let gzip = match var("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION") {
+        let gzip = match signal_var("COMPRESSION") {
             Some(v) => v == "gzip",
             None => s.gzip,
         };
-        let timeout = match var("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT").and_then(|v| v.parse::<u64>().ok()) {
+        let timeout = match signal_var("TIMEOUT").and_then(|v| v.parse::<u64>().ok()) {
             Some(ms) => Duration::from_millis(ms),
             None => s.export_timeout,
         };
-        Ok(Target { protocol, url, headers, gzip, timeout, ca: s.metrics_certificate.clone() })
+        Ok(Target { protocol, url, headers, gzip, timeout, ca: signal.ca.clone() })
     }
 }
 

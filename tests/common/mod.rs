@@ -7,6 +7,8 @@ pub mod backends;
 pub mod bamboo_history;
 #[cfg(feature = "otel")]
 pub mod collector;
+#[cfg(feature = "grpc")]
+pub mod grpc_sink;
 pub mod http_sink;
 #[cfg(feature = "otel")]
 pub mod jaeger;

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use bamboo_otel::config::Settings;
+use bamboo_otel::config::{Settings, TemporalityPreference};
 use bamboo_otel::history::otlp::{Running, Temporality, DEFAULT_MAX_POINTS};
 use bamboo_otel::history::saved::Saved;
 use bamboo_otel::history::ship::{self, Shipped};
 use bamboo_otel::history::{Recorder, Windows};
-use bamboo_otel::wire::{MetricsWire, RetryPolicy, Target};
+use bamboo_otel::wire::{RetryPolicy, Target, Wire};
 use bamboo_otel::{BridgeBuilder, ExporterKind, MetricsEvent};
 
 use crate::report::EXIT_EXPORT_FAILED;
@@ -72,9 +72,10 @@ pub fn start(b: BridgeBuilder, asked: Backfill) -> Result<(BridgeBuilder, Option
                 return Err(EXIT_EXPORT_FAILED);
             }
         };
-        let delta = std::env::var("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE")
-            .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "delta" | "lowmemory"));
-        let temporality = if delta { Temporality::Delta } else { Temporality::Cumulative };
+        let temporality = match settings.metrics_temporality {
+            TemporalityPreference::Cumulative => Temporality::Cumulative,
+            TemporalityPreference::Delta | TemporalityPreference::LowMemory => Temporality::Delta,
+        };
         Sink::Otlp { target, resource: settings.resource_attributes(), temporality }
     } else {
         return Ok((b, None));
@@ -287,13 +288,13 @@ impl History {
 /// The runtime and wire a run's metric shipments share.
 struct Shipper {
     rt: tokio::runtime::Runtime,
-    wire: MetricsWire,
+    wire: Wire,
 }
 
 impl Shipper {
     fn new(target: &Target) -> Result<Shipper, bamboo_otel::BuildError> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
-        let wire = rt.block_on(async { MetricsWire::new(target, RetryPolicy::default()) })?;
+        let wire = rt.block_on(async { Wire::new(target, RetryPolicy::default()) })?;
         Ok(Shipper { rt, wire })
     }
 }
