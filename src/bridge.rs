@@ -19,66 +19,15 @@
 //! Without the `otel` Cargo feature, `Bridge` has the same API and does nothing, with no OpenTelemetry
 //! dependency, so applications can wire it unconditionally.
 
-#[cfg(feature = "otel")]
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::pipeline::ShutdownReport;
+
 use crate::config::{BuildError, ExporterKind, Protocol, Sampler, Settings};
 use crate::events::{MetricsEvent, ParseError};
-
-/// What the bridge did, returned by [`Bridge::shutdown`]. At shutdown,
-/// `events_received = translated + events_rejected` and every span translated is exported, sampled out or dropped.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ShutdownReport {
-    /// Events the worker translated (duplicates included).
-    pub events_received: u64,
-    /// Events dropped because the queue was full (never reached the worker).
-    pub events_dropped: u64,
-    /// Events the translator rejected (duplicates, second completions).
-    pub events_rejected: u64,
-    pub spans_exported: u64,
-    /// Spans not kept by the sampler.
-    pub spans_sampled_out: u64,
-    /// Spans that could not be exported (buffer full during an outage, refused by the backend for good, or still
-    /// unsent at the shutdown deadline).
-    pub spans_dropped: u64,
-    /// Of `spans_dropped`, those the backend refused for good (an OTLP non-retryable response such as HTTP 400).
-    pub spans_rejected: u64,
-    /// Spans emitted without their start or completion (open at shutdown, idle, evicted).
-    pub spans_incomplete: u64,
-    pub span_export_failures: u64,
-    pub metric_exports: u64,
-    pub metric_export_failures: u64,
-    /// Data points in the last successful metric export (cumulative temporality: every series so far), less
-    /// those the backend refused in it.
-    pub metric_points_exported: u64,
-    /// Data points the backend refused in exports it otherwise took (OTLP partial success), over the run.
-    pub metric_points_rejected: u64,
-    /// The last metric export failed: the backend does not have the final totals.
-    pub metrics_unsent: bool,
-    /// The shutdown deadline passed before everything was sent.
-    pub timed_out: bool,
-}
-
-impl ShutdownReport {
-    /// Whether something that should have reached the backend did not (spans dropped, final metrics unsent).
-    pub fn export_failed(&self) -> bool {
-        self.spans_dropped > 0 || self.metrics_unsent || self.timed_out
-    }
-}
-
-/// Counters shared between the handles and the worker.
-#[derive(Debug, Default)]
-pub(crate) struct Shared {
-    pub queue_full: AtomicU64,
-    #[cfg(feature = "otel")]
-    pub burst_logged: AtomicBool,
-    /// Application spans (from [`Bridge::tracer_provider`]) lost to a full queue or a shut-down bridge.
-    #[cfg(feature = "otel")]
-    pub app_spans_dropped: AtomicU64,
-}
+use crate::pipeline::Shared;
 
 /// Builds a [`Bridge`]. Starts from the environment (`OTEL_*`, `BAMBOO_OTEL_*`); what is set here wins.
 #[derive(Debug, Clone)]
@@ -335,7 +284,7 @@ impl std::fmt::Debug for Bridge {
 struct Inner {
     shared: Arc<Shared>,
     #[cfg(feature = "otel")]
-    worker: std::sync::Mutex<Option<crate::export::WorkerHandle>>,
+    worker: std::sync::Mutex<Option<crate::pipeline::WorkerHandle>>,
     #[cfg(feature = "otel")]
     events: Option<std::sync::mpsc::SyncSender<MetricsEvent>>,
     #[cfg(feature = "otel")]
@@ -386,7 +335,7 @@ impl Bridge {
         }
         let shared = Arc::new(Shared::default());
         let sampler = settings.sampler;
-        let handle = crate::export::spawn(settings, shared.clone())?;
+        let handle = crate::pipeline::spawn(settings, shared.clone())?;
         Ok(Bridge {
             inner: Arc::new(Inner {
                 shared,
@@ -469,7 +418,7 @@ impl Bridge {
             let guard = self.inner.worker.lock().unwrap_or_else(|p| p.into_inner());
             let Some(w) = guard.as_ref() else { return true };
             let (tx, rx) = std::sync::mpsc::channel();
-            if w.control.send(crate::export::Control::Flush(tx)).is_err() {
+            if w.control.send(crate::pipeline::Control::Flush(tx)).is_err() {
                 return false;
             }
             drop(guard);
@@ -491,7 +440,7 @@ impl Bridge {
             let handle = self.inner.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
             let Some(w) = handle else { return ShutdownReport::default() };
             let (tx, rx) = std::sync::mpsc::channel();
-            if w.control.send(crate::export::Control::Shutdown(timeout, tx)).is_err() {
+            if w.control.send(crate::pipeline::Control::Shutdown(timeout, tx)).is_err() {
                 return ShutdownReport::default();
             }
             // The worker bounds its own work by `timeout`; the margin covers the reply itself.
@@ -521,8 +470,8 @@ impl Bridge {
         self.inner
             .provider
             .get_or_init(|| match &self.inner.app {
-                Some(app) => crate::export::tracer_provider(
-                    crate::export::ForwardToWorker { tx: app.tx.clone(), shared: self.inner.shared.clone() },
+                Some(app) => crate::pipeline::tracer_provider(
+                    crate::pipeline::ForwardToWorker { tx: app.tx.clone(), shared: self.inner.shared.clone() },
                     app.resource.clone(),
                     app.sampler,
                 ),

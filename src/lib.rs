@@ -20,13 +20,12 @@ pub mod config;
 pub mod console;
 pub mod demo;
 pub mod events;
-#[cfg(feature = "otel")]
-mod export;
 mod hash;
 pub mod history;
 pub mod ids;
 #[cfg(feature = "otel")]
 pub mod otlp;
+mod pipeline;
 pub mod redact;
 pub mod semconv;
 #[cfg(feature = "sources")]

@@ -211,6 +211,8 @@ pub const EVICT_CAPACITY: &str = "capacity";
 pub const EVICT_SHUTDOWN: &str = "shutdown";
 pub const EVICT_ORPHAN: &str = "orphan";
 /// Spans the backend refused for good (an OTLP non-retryable response).
+/// Which signal an export carried: `traces` or `metrics`.
+pub const SIGNAL: &str = "signal";
 pub const DROP_REJECTED: &str = "rejected";
 /// Spans lost to the pending buffer's bound while the backend was failing.
 pub const DROP_EXPORT_FAILED: &str = "export_failed";

@@ -264,7 +264,7 @@ pub struct Recorder {
     untimed: Vec<MetricUpdate>,
     /// The bridge's cap on attribute sets per metric, folded and counted as on a live export.
     #[cfg(feature = "otel")]
-    guard: Option<crate::export::CardinalityGuard>,
+    guard: Option<crate::pipeline::CardinalityGuard>,
 }
 
 impl Recorder {
@@ -286,7 +286,7 @@ impl Recorder {
     /// and are counted in `bamboo_otel.metric.overflow{metric}`, as the bridge does live.
     #[cfg(feature = "otel")]
     pub fn with_cardinality_limit(mut self, limit: usize) -> Recorder {
-        self.guard = Some(crate::export::CardinalityGuard::new(limit));
+        self.guard = Some(crate::pipeline::CardinalityGuard::new(limit));
         self
     }
 

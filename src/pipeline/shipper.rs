@@ -18,7 +18,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource as PbResource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use opentelemetry_sdk::trace::SpanData;
 
-use super::{data_points, MetricSink, Metrics, SpanSink};
+use super::instruments::{data_points, Metrics};
+use super::sinks::{MetricSink, SpanSink};
 use crate::console::render_tree;
 use crate::translate::SpanRecord;
 use crate::wire::{Accepted, FailReason, Failed};

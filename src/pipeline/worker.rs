@@ -17,9 +17,15 @@ use std::time::{Duration, Instant};
 use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::trace::SpanData;
 
-use super::shipper::{retry_hook, Done, Failure, Job, Pending, Sent, Shipper, Signal};
-use super::{metric_sink, resource, span_sink, CardinalityGuard, CounterBatch, MetricSink, Metrics};
-use crate::bridge::{Shared, ShutdownReport};
+use super::accounting::{Shared, ShutdownReport};
+use super::cardinality::CardinalityGuard;
+use super::incidents::{
+    EventDropReason, EventsDropped, ExportFailed, ExportRetrying, ExportSucceeded, Ledger, MetricPointsRefused,
+    SpanDropReason, SpansDropped, SpansRefused,
+};
+use super::instruments::{resource, CounterBatch, Metrics};
+use super::shipper::{retry_hook, Done, Job, Pending, Sent, Shipper, Signal};
+use super::sinks::{metric_sink, span_sink, MetricSink};
 use crate::config::{BuildError, Settings, TemporalityPreference};
 use crate::console::MetricTotals;
 use crate::events::MetricsEvent;
@@ -93,14 +99,8 @@ struct Worker {
     metrics_in_flight: bool,
     app_spans_dropped_seen: u64,
     shared: Arc<Shared>,
-    report: ShutdownReport,
+    ledger: Ledger,
     queue_full_seen: u64,
-    trace_outage: bool,
-    /// A permanent rejection was logged; cleared by the next successful export.
-    trace_rejecting: bool,
-    metric_outage: bool,
-    /// A metric partial success was logged; cleared by the next whole one.
-    metric_rejecting: bool,
     /// Set at shutdown: export jobs must answer before it.
     deadline: Option<Instant>,
 }
@@ -145,6 +145,7 @@ impl Worker {
             translator: Translator::new(settings.translate.clone()),
             settings,
             out: Output::new(),
+            ledger: Ledger::new(metrics.clone()),
             metrics,
             counters: CounterBatch::default(),
             cardinality,
@@ -161,12 +162,7 @@ impl Worker {
             metrics_in_flight: false,
             app_spans_dropped_seen: 0,
             shared,
-            report: ShutdownReport::default(),
             queue_full_seen: 0,
-            trace_outage: false,
-            trace_rejecting: false,
-            metric_outage: false,
-            metric_rejecting: false,
             deadline: None,
         })
     }
@@ -248,7 +244,7 @@ impl Worker {
 
     /// The buffer is full and the backend is taking batches: translating more would only drop spans.
     fn backpressured(&self) -> bool {
-        self.pending.len() >= self.settings.max_pending_spans && !self.trace_outage
+        self.pending.len() >= self.settings.max_pending_spans && !self.ledger.in_outage(Signal::Traces)
     }
 
     fn handle(&mut self, event: &MetricsEvent) {
@@ -272,10 +268,10 @@ impl Worker {
                 self.settings.redact.span(&mut span);
             }
             if span.is_incomplete() {
-                self.report.spans_incomplete += 1;
+                self.ledger.report.spans_incomplete += 1;
             }
             if !self.settings.sampler.should_sample(span.trace_id) {
-                self.report.spans_sampled_out += 1;
+                self.ledger.report.spans_sampled_out += 1;
                 continue;
             }
             if let Some(deadline) = deadline {
@@ -314,10 +310,9 @@ impl Worker {
     /// span is never dropped because export is merely slower than the producer (found by the overload test).
     fn push_pending(&mut self, span: Pending) {
         self.pending.push_back(span);
-        if self.trace_outage && self.pending.len() > self.settings.max_pending_spans {
+        if self.ledger.in_outage(Signal::Traces) && self.pending.len() > self.settings.max_pending_spans {
             self.pending.pop_front();
-            self.report.spans_dropped += 1;
-            self.metrics.count(Instrument::BridgeSpansDropped, 1, &[(sc::REASON, sc::DROP_EXPORT_FAILED)]);
+            SpansDropped { count: 1, reason: SpanDropReason::ExportFailed }.emit(&mut self.ledger);
         }
     }
 
@@ -330,12 +325,8 @@ impl Worker {
         }
         let dropped = self.shared.app_spans_dropped.load(Ordering::Relaxed);
         if dropped > self.app_spans_dropped_seen {
-            let n = dropped - self.app_spans_dropped_seen;
-            self.report.spans_dropped += n;
-            self.metrics.count(Instrument::BridgeSpansDropped, n, &[(sc::REASON, sc::REJECT_QUEUE_FULL)]);
-            if self.app_spans_dropped_seen == 0 {
-                tracing::warn!(target: "bamboo_otel", reason = "queue_full", "application span queue full: dropping spans (counted in bamboo_otel.spans.dropped; logged once)");
-            }
+            let count = dropped - self.app_spans_dropped_seen;
+            SpansDropped { count, reason: SpanDropReason::QueueFull }.emit(&mut self.ledger);
             self.app_spans_dropped_seen = dropped;
         }
     }
@@ -343,11 +334,8 @@ impl Worker {
     fn note_queue_drops(&mut self) {
         let total = self.shared.queue_full.load(Ordering::Relaxed);
         if total > self.queue_full_seen {
-            self.metrics.count(
-                Instrument::BridgeRejected,
-                total - self.queue_full_seen,
-                &[(sc::REASON, sc::REJECT_QUEUE_FULL)],
-            );
+            let count = total - self.queue_full_seen;
+            EventsDropped { count, reason: EventDropReason::QueueFull }.emit(&mut self.ledger);
             self.queue_full_seen = total;
         } else {
             // No new drops since the last look: the burst is over, the next one is logged again.
@@ -383,7 +371,7 @@ impl Worker {
     /// Sends pending spans to the export thread: full batches, or everything when `all`, while fewer than
     /// `max_concurrent_exports` batches are out (one during an outage, so a dead backend is not hammered).
     fn dispatch(&mut self, all: bool) {
-        let limit = if self.trace_outage { 1 } else { self.settings.max_concurrent_exports };
+        let limit = if self.ledger.in_outage(Signal::Traces) { 1 } else { self.settings.max_concurrent_exports };
         while self.batches_in_flight < limit
             && !self.pending.is_empty()
             && (all || self.pending.len() >= self.settings.batch_size)
@@ -454,7 +442,7 @@ impl Worker {
             }
             self.take_results(Some(remaining(Some(deadline), self.settings.export_timeout + Duration::from_secs(1))));
             // After a failure the batch is back in `pending`: try it again while time remains.
-            if retry || !self.trace_outage {
+            if retry || !self.ledger.in_outage(Signal::Traces) {
                 self.dispatch(true);
             }
         }
@@ -462,107 +450,53 @@ impl Worker {
 
     fn apply(&mut self, done: Done) {
         match done {
-            Done::Retrying { signal: Signal::Traces, message } => {
-                if !self.trace_outage {
-                    tracing::warn!(target: "bamboo_otel", %message, "span export failed; retrying with backoff and keeping spans (logged once per outage)");
-                    self.trace_outage = true;
-                }
-            }
-            Done::Retrying { signal: Signal::Metrics, message } => {
-                if !self.metric_outage {
-                    tracing::warn!(target: "bamboo_otel", %message, "metric export failed; retrying with backoff, and cumulative totals are sent again next time (logged once per outage)");
-                    self.metric_outage = true;
-                }
-            }
+            Done::Retrying { signal, message } => ExportRetrying { signal, message }.emit(&mut self.ledger),
             Done::Spans(Ok(Sent { items, rejected, message })) => {
                 self.batches_in_flight -= 1;
                 self.spans_in_flight -= items;
-                self.report.spans_exported += items - rejected;
+                self.ledger.report.spans_exported += items - rejected;
                 if rejected > 0 {
-                    // Partial success: the backend took the request and said it refused these spans.
-                    self.report.spans_dropped += rejected;
-                    self.report.spans_rejected += rejected;
-                    self.metrics.count(Instrument::BridgeSpansDropped, rejected, &[(sc::REASON, sc::DROP_REJECTED)]);
-                    if !self.trace_rejecting {
-                        let message = message.unwrap_or_default();
-                        tracing::warn!(target: "bamboo_otel", reason = sc::DROP_REJECTED, %message, spans = rejected, "the backend took a span batch but refused some of its spans (OTLP partial success; counted in bamboo_otel.spans.dropped with reason rejected; logged once until a batch goes through whole)");
-                        self.trace_rejecting = true;
-                    }
+                    let message = message.unwrap_or_default();
+                    SpansRefused { count: rejected, message, partial: true }.emit(&mut self.ledger);
                 } else {
-                    self.trace_rejecting = false;
-                }
-                if self.trace_outage {
-                    tracing::info!(target: "bamboo_otel", "span export recovered");
-                    self.trace_outage = false;
+                    ExportSucceeded { signal: Signal::Traces }.emit(&mut self.ledger);
                 }
             }
             Done::Spans(Err((batch, failure))) => {
                 self.batches_in_flight -= 1;
                 self.spans_in_flight -= batch.len() as u64;
-                self.report.span_export_failures += 1;
-                let Failure { reason, message, permanent } = failure;
-                self.metrics.count(Instrument::BridgeExportFailures, 1, &[("signal", "traces"), (sc::REASON, reason)]);
-                if permanent {
+                ExportFailed { signal: Signal::Traces, failure: &failure }.emit(&mut self.ledger);
+                if failure.permanent {
                     // Refused for good: sending it again would be refused again and block what comes after.
-                    let n = batch.len() as u64;
-                    self.report.spans_dropped += n;
-                    self.report.spans_rejected += n;
-                    self.metrics.count(Instrument::BridgeSpansDropped, n, &[(sc::REASON, sc::DROP_REJECTED)]);
-                    if !self.trace_rejecting {
-                        tracing::warn!(target: "bamboo_otel", reason, %message, spans = n, "the backend refused a span batch for good; dropping it (counted in bamboo_otel.spans.dropped with reason rejected; logged once until an export succeeds)");
-                        self.trace_rejecting = true;
-                    }
+                    let count = batch.len() as u64;
+                    SpansRefused { count, message: failure.message, partial: false }.emit(&mut self.ledger);
                     return;
                 }
-                if !self.trace_outage {
-                    tracing::warn!(target: "bamboo_otel", reason, %message, "span export failed; keeping spans for retry (logged once per outage)");
-                    self.trace_outage = true;
-                }
-                // The batch goes back in front (the exporter already retried it with backoff); beyond the buffer's
+                // The batch goes back in front (the wire already retried it with backoff); beyond the buffer's
                 // bound the oldest spans are dropped.
                 for span in batch.into_iter().rev() {
                     self.pending.push_front(span);
                 }
-                while self.pending.len() > self.settings.max_pending_spans {
-                    self.pending.pop_front();
-                    self.report.spans_dropped += 1;
-                    self.metrics.count(Instrument::BridgeSpansDropped, 1, &[(sc::REASON, sc::DROP_EXPORT_FAILED)]);
-                }
+                let over = self.pending.len().saturating_sub(self.settings.max_pending_spans);
+                self.pending.drain(..over);
+                SpansDropped { count: over as u64, reason: SpanDropReason::ExportFailed }.emit(&mut self.ledger);
             }
             Done::Metrics(Ok(Sent { items, rejected, message })) => {
                 self.metrics_in_flight = false;
-                self.report.metric_exports += 1;
-                self.report.metric_points_exported = items - rejected;
-                self.report.metrics_unsent = false;
+                let report = &mut self.ledger.report;
+                report.metric_exports += 1;
+                report.metric_points_exported = items - rejected;
+                report.metrics_unsent = false;
                 if rejected > 0 {
-                    self.report.metric_points_rejected += rejected;
-                    self.metrics.count(
-                        Instrument::BridgeExportFailures,
-                        1,
-                        &[("signal", "metrics"), (sc::REASON, sc::PARTIAL_SUCCESS)],
-                    );
-                    if !self.metric_rejecting {
-                        let message = message.unwrap_or_default();
-                        tracing::warn!(target: "bamboo_otel", reason = sc::PARTIAL_SUCCESS, %message, points = rejected, "the backend took a metric export but refused some of its points (OTLP partial success; counted in bamboo_otel.export.failures; logged once until an export goes through whole)");
-                        self.metric_rejecting = true;
-                    }
+                    let message = message.unwrap_or_default();
+                    MetricPointsRefused { count: rejected, message }.emit(&mut self.ledger);
                 } else {
-                    self.metric_rejecting = false;
-                }
-                if self.metric_outage {
-                    tracing::info!(target: "bamboo_otel", "metric export recovered");
-                    self.metric_outage = false;
+                    ExportSucceeded { signal: Signal::Metrics }.emit(&mut self.ledger);
                 }
             }
-            Done::Metrics(Err(Failure { reason, message, .. })) => {
+            Done::Metrics(Err(failure)) => {
                 self.metrics_in_flight = false;
-                self.report.metric_export_failures += 1;
-                self.report.metrics_unsent = true;
-                self.metrics.count(Instrument::BridgeExportFailures, 1, &[("signal", "metrics"), (sc::REASON, reason)]);
-                if !self.metric_outage {
-                    tracing::warn!(target: "bamboo_otel", reason, %message, "metric export failed; cumulative totals are sent again next time (logged once per outage)");
-                    self.metric_outage = true;
-                }
+                ExportFailed { signal: Signal::Metrics, failure: &failure }.emit(&mut self.ledger);
             }
         }
     }
@@ -574,10 +508,7 @@ impl Worker {
         self.drain_queue(rx, Some(deadline));
         // Recorded while shutting down, or left at the deadline: never translated, so counted as dropped.
         let left = rx.try_iter().count() as u64;
-        if left > 0 {
-            self.metrics.count(Instrument::BridgeRejected, left, &[(sc::REASON, sc::EVICT_SHUTDOWN)]);
-            tracing::warn!(target: "bamboo_otel", events = left, "shutdown: events still queued were not translated (counted as dropped)");
-        }
+        EventsDropped { count: left, reason: EventDropReason::Shutdown }.emit(&mut self.ledger);
         if self.settings.flush_open_on_shutdown {
             self.translator.finish(chrono::Utc::now(), &mut self.out);
         }
@@ -592,22 +523,24 @@ impl Worker {
         // Batches still out at the deadline: their fate is unknown, so they are reported as not exported.
         let unconfirmed = self.spans_in_flight;
         if unsent + unconfirmed > 0 {
-            self.report.spans_dropped += unsent + unconfirmed;
+            self.ledger.report.spans_dropped += unsent + unconfirmed;
             tracing::warn!(target: "bamboo_otel", unsent, unconfirmed, "shutdown: spans could not be exported in time and are counted as dropped");
         }
         if self.metrics_in_flight {
-            self.report.metrics_unsent = true;
+            self.ledger.report.metrics_unsent = true;
         }
-        self.report.timed_out = (unsent > 0 || unconfirmed > 0 || self.metrics_in_flight) && Instant::now() >= deadline;
+        self.ledger.report.timed_out =
+            (unsent > 0 || unconfirmed > 0 || self.metrics_in_flight) && Instant::now() >= deadline;
         let stats = self.translator.stats();
-        self.report.events_received = stats.events;
-        self.report.events_rejected = stats.duplicates + stats.already_ended;
-        self.report.events_dropped = self.shared.queue_full.load(Ordering::Relaxed) + left;
+        self.ledger.report.events_received = stats.events;
+        self.ledger.report.events_rejected = stats.duplicates + stats.already_ended;
+        // The events left at shutdown were added when they were counted.
+        self.ledger.report.events_dropped += self.shared.queue_full.load(Ordering::Relaxed);
         self.metrics.shutdown();
         // Closing the job channel lets the export thread shut its exporters down and exit on its own; it is not
         // joined, so a backend stalled past the deadline cannot hold the caller.
         self.jobs = None;
-        self.report.clone()
+        self.ledger.report.clone()
     }
 }
 

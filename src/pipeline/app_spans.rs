@@ -14,7 +14,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler as SdkSampler, SdkTracerProvider, Span, SpanData, SpanProcessor};
 use opentelemetry_sdk::Resource;
 
-use crate::bridge::Shared;
+use super::accounting::Shared;
 use crate::config::Sampler;
 
 /// Hands finished application spans to the worker without waiting.

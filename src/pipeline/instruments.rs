@@ -1,17 +1,5 @@
-//! The live pipeline: translator output batched and shipped over our own OTLP wire ([`crate::wire`]), or to the
-//! console.
-//!
-//! Spans: the translator already produces finished spans with deterministic ids and their own times, so they are
-//! encoded as OTLP straight from its records ([`crate::otlp::span`]), batched by the worker per `OTEL_BSP_*`; the
-//! application's own spans (from the SDK tracer provider) join the same batches. Metrics: recorded on SDK
-//! instruments (explicit semconv buckets), collected through a `ManualReader` every `OTEL_METRIC_EXPORT_INTERVAL`
-//! and sent as OTLP. The wire retries with backoff per the OTLP spec (retryable codes, `Retry-After`,
-//! `RetryInfo`) before reporting a failure.
-
-mod app_spans;
-mod cardinality;
-mod shipper;
-mod worker;
+//! The SDK's metric instruments, one per `semconv` instrument, and the reader that collects them when the
+//! worker asks; the resource and scope they are reported under.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -28,50 +16,9 @@ use opentelemetry_sdk::metrics::{
 };
 use opentelemetry_sdk::Resource;
 
-use crate::config::{BuildError, ExporterKind, Settings};
+use crate::config::Settings;
 use crate::semconv::{Instrument, InstrumentKind};
 use crate::translate::{AttrValue, KeyValue, MetricUpdate, MetricValue};
-use crate::wire::{RetryHook, RetryPolicy, Target, Wire};
-
-pub(crate) use app_spans::{tracer_provider, ForwardToWorker};
-pub(crate) use cardinality::CardinalityGuard;
-pub(crate) use worker::{spawn, Control, WorkerHandle};
-
-/// Where spans go.
-pub(crate) enum SpanSink {
-    Otlp(Wire),
-    Console,
-    None,
-}
-
-/// Where metrics go.
-pub(crate) enum MetricSink {
-    Otlp(Wire),
-    Console,
-    None,
-}
-
-/// Builds the span sink. Must run inside a tokio runtime (tonic connects lazily on it).
-pub(crate) fn span_sink(s: &Settings, on_retry: RetryHook) -> Result<SpanSink, BuildError> {
-    Ok(match s.traces {
-        ExporterKind::None => SpanSink::None,
-        ExporterKind::Console => SpanSink::Console,
-        ExporterKind::Otlp => SpanSink::Otlp(
-            Wire::new(&Target::traces(s, &|k| std::env::var(k).ok())?, RetryPolicy::default())?.on_retry(on_retry),
-        ),
-    })
-}
-
-/// Builds the metric sink. Must run inside a tokio runtime.
-pub(crate) fn metric_sink(s: &Settings, on_retry: RetryHook) -> Result<MetricSink, BuildError> {
-    Ok(match s.metrics {
-        ExporterKind::None => MetricSink::None,
-        ExporterKind::Console => MetricSink::Console,
-        ExporterKind::Otlp => MetricSink::Otlp(
-            Wire::new(&Target::metrics(s, &|k| std::env::var(k).ok())?, RetryPolicy::default())?.on_retry(on_retry),
-        ),
-    })
-}
 
 pub(crate) fn resource(s: &Settings) -> Resource {
     Resource::builder_empty()
