@@ -36,8 +36,8 @@ fn rss_kib() -> u64 {
     l.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-fn translator(max_open: usize) -> Translator {
-    Translator::new(TranslateConfig { clock: TtlClock::EventTime, max_open, ..Default::default() })
+fn translator(max_open_spans: usize) -> Translator {
+    Translator::new(TranslateConfig { clock: TtlClock::EventTime, max_open_spans, ..Default::default() })
 }
 
 /// A cheap index for spreading rounds over sessions (quality does not matter here).

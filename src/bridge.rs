@@ -68,6 +68,22 @@ impl BridgeBuilder {
         self.map(|s| (s.traces_protocol, s.metrics_protocol) = (protocol, protocol))
     }
 
+    /// The collector's base URL for both signals, as `OTEL_EXPORTER_OTLP_ENDPOINT` gives it: for HTTP,
+    /// `/v1/traces` and `/v1/metrics` are appended; for gRPC it is used as is. Unlike the per-signal setters it
+    /// leaves the exporters (`otlp`, `console`, `none`) and the protocol as they are.
+    pub fn endpoint(mut self, base_url: impl Into<String>) -> Self {
+        let url = base_url.into();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            self.settings = Err(BuildError::InvalidValue {
+                name: "endpoint".into(),
+                value: url,
+                expected: "an http:// or https:// URL",
+            });
+            return self;
+        }
+        self.map(|s| s.endpoint = Some(url))
+    }
+
     pub fn traces_endpoint(self, url: impl Into<String>, protocol: Protocol) -> Self {
         let url = url.into();
         self.map(|s| {
@@ -107,51 +123,62 @@ impl BridgeBuilder {
         self.map(|s| s.gzip = yes)
     }
 
-    /// Span batches sent at once (default 8; `BAMBOO_OTEL_MAX_CONCURRENT_EXPORTS`).
+    /// Span batches sent at once (default [`DEFAULT_MAX_CONCURRENT_EXPORTS`](crate::config::DEFAULT_MAX_CONCURRENT_EXPORTS);
+    /// `BAMBOO_OTEL_MAX_CONCURRENT_EXPORTS`). Zero is refused when the bridge is built, as in the environment.
     pub fn max_concurrent_exports(self, n: usize) -> Self {
-        self.map(|s| s.max_concurrent_exports = n.max(1))
+        self.count("max_concurrent_exports", n, |s, n| s.max_concurrent_exports = n)
     }
 
-    /// Spans per export request (default 512; `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+    /// Spans per export request (default [`DEFAULT_BATCH_SIZE`](crate::config::DEFAULT_BATCH_SIZE);
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`). Zero is refused.
     pub fn batch_size(self, n: usize) -> Self {
-        self.map(|s| s.batch_size = n.max(1))
+        self.count("batch_size", n, |s, n| s.batch_size = n)
     }
 
     /// Finished spans kept waiting for export while the backend is failing; beyond it the oldest are dropped and
-    /// counted (default 32,768; `OTEL_BSP_MAX_QUEUE_SIZE`). With the event queue, this bounds the bridge's memory.
+    /// counted (default [`DEFAULT_MAX_QUEUED_SPANS`](crate::config::DEFAULT_MAX_QUEUED_SPANS);
+    /// `OTEL_BSP_MAX_QUEUE_SIZE`). With the event queue, this bounds the bridge's memory. Zero is refused.
     pub fn max_queued_spans(self, n: usize) -> Self {
-        self.map(|s| s.max_pending_spans = n.max(1))
+        self.count("max_queued_spans", n, |s, n| s.max_queued_spans = n)
     }
 
-    /// How long one export request may take, retries included (default 10 s; `OTEL_EXPORTER_OTLP_TIMEOUT`).
+    /// How long one export request may take, retries included (default
+    /// [`DEFAULT_EXPORT_TIMEOUT`](crate::config::DEFAULT_EXPORT_TIMEOUT); `OTEL_EXPORTER_OTLP_TIMEOUT`).
     pub fn export_timeout(self, timeout: Duration) -> Self {
         self.map(|s| s.export_timeout = timeout)
     }
 
-    /// Distinct attribute sets kept per metric (default 1999; `BAMBOO_OTEL_METRIC_CARDINALITY_LIMIT`). Beyond it,
-    /// measurements fold into one `otel.metric.overflow=true` series and are counted in
-    /// `bamboo_otel.metric.overflow{metric}`, so a flood of distinct tool names cannot grow memory or the backend.
+    /// Distinct attribute sets kept per metric (default
+    /// [`DEFAULT_METRIC_CARDINALITY_LIMIT`](crate::config::DEFAULT_METRIC_CARDINALITY_LIMIT);
+    /// `BAMBOO_OTEL_METRIC_CARDINALITY_LIMIT`). Beyond it, measurements fold into one `otel.metric.overflow=true`
+    /// series and are counted in `bamboo_otel.metric.overflow{metric}`, so a flood of distinct tool names cannot
+    /// grow memory or the backend. Zero is refused.
     pub fn metric_cardinality_limit(self, n: usize) -> Self {
-        self.map(|s| s.metric_cardinality_limit = n.max(1))
+        self.count("metric_cardinality_limit", n, |s, n| s.metric_cardinality_limit = n)
     }
 
-    /// Events waiting for the worker; beyond it `record` drops and counts. Default 8192.
+    /// Events waiting for the worker; beyond it `record` drops and counts (default
+    /// [`DEFAULT_QUEUE_SIZE`](crate::config::DEFAULT_QUEUE_SIZE); `BAMBOO_OTEL_QUEUE_SIZE`). Zero is refused.
     pub fn queue_size(self, n: usize) -> Self {
-        self.map(|s| s.queue_size = n.max(1))
+        self.count("queue_size", n, |s, n| s.queue_size = n)
     }
 
-    /// Open sessions, rounds and requests kept at once (default 100,000; `BAMBOO_OTEL_MAX_OPEN_SPANS`); beyond
+    /// Open sessions, rounds and requests kept at once (default
+    /// [`DEFAULT_MAX_OPEN_SPANS`](crate::translate::DEFAULT_MAX_OPEN_SPANS); `BAMBOO_OTEL_MAX_OPEN_SPANS`); beyond
     /// it the least recently active is emitted as incomplete and counted. With the queues, this bounds memory.
+    /// Zero is refused; one is raised to two (a session and its round).
     pub fn max_open_spans(self, n: usize) -> Self {
-        self.map(|s| s.translate.max_open = n.max(2))
+        self.count("max_open_spans", n, |s, n| s.translate.max_open_spans = n.max(2))
     }
 
-    /// How long an open span may stay idle before it is emitted as incomplete. Default 30 min.
+    /// How long an open span may stay idle before it is emitted as incomplete (default
+    /// [`DEFAULT_SPAN_TTL`](crate::translate::DEFAULT_SPAN_TTL); `BAMBOO_OTEL_SPAN_TTL`).
     pub fn span_ttl(self, ttl: Duration) -> Self {
-        self.map(|s| s.translate.idle_ttl = ttl)
+        self.map(|s| s.translate.span_ttl = ttl)
     }
 
-    /// Error texts are cut to this many bytes on a UTF-8 boundary. Default 4096.
+    /// Error texts are cut to this many bytes on a UTF-8 boundary (default
+    /// [`DEFAULT_MAX_ERROR_LEN`](crate::translate::DEFAULT_MAX_ERROR_LEN)).
     pub fn max_error_len(self, n: usize) -> Self {
         self.map(|s| s.translate.max_error_len = n)
     }
@@ -252,6 +279,19 @@ impl BridgeBuilder {
     pub fn redact_spans_with(self, hook: impl Fn(&mut crate::translate::SpanRecord) + Send + Sync + 'static) -> Self {
         let hook: crate::redact::SpanHook = Arc::new(hook);
         self.map(|s| s.redact.set_hook(hook))
+    }
+
+    /// Sets a count that must be positive, or records why the bridge will not build.
+    fn count(mut self, name: &str, n: usize, set: impl FnOnce(&mut Settings, usize)) -> Self {
+        if n == 0 {
+            self.settings = Err(BuildError::InvalidValue {
+                name: name.into(),
+                value: "0".into(),
+                expected: "a positive whole number",
+            });
+            return self;
+        }
+        self.map(|s| set(s, n))
     }
 
     /// Replaying recorded events: measure idle time on the events' own clock.
@@ -519,5 +559,28 @@ impl Drop for Inner {
                 let _ = w.thread.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builder_refuses_zero_counts_and_bare_endpoints_by_name_as_the_environment_does() {
+        let refused = |b: BridgeBuilder| b.build().expect_err("must not build").to_string();
+        for (name, b) in [
+            ("batch_size", Bridge::builder().batch_size(0)),
+            ("queue_size", Bridge::builder().queue_size(0)),
+            ("max_queued_spans", Bridge::builder().max_queued_spans(0)),
+            ("max_concurrent_exports", Bridge::builder().max_concurrent_exports(0)),
+            ("metric_cardinality_limit", Bridge::builder().metric_cardinality_limit(0)),
+            ("max_open_spans", Bridge::builder().max_open_spans(0)),
+            ("endpoint", Bridge::builder().endpoint("localhost:4317")),
+        ] {
+            assert!(refused(b).contains(name), "{name}");
+        }
+        let s = Bridge::builder().endpoint("http://collector:4318").batch_size(3).settings.unwrap();
+        assert_eq!((s.endpoint.as_deref(), s.batch_size), (Some("http://collector:4318"), 3));
     }
 }

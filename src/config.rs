@@ -95,6 +95,24 @@ impl CaFile {
     }
 }
 
+/// Events waiting for the worker by default (`BAMBOO_OTEL_QUEUE_SIZE`).
+pub const DEFAULT_QUEUE_SIZE: usize = 8192;
+/// Spans per export request by default (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+pub const DEFAULT_BATCH_SIZE: usize = 512;
+/// How often a partial span batch is sent by default (`OTEL_BSP_SCHEDULE_DELAY`).
+pub const DEFAULT_SCHEDULE_DELAY: Duration = Duration::from_secs(5);
+/// Finished spans kept waiting for export by default (`OTEL_BSP_MAX_QUEUE_SIZE`).
+pub const DEFAULT_MAX_QUEUED_SPANS: usize = 2048 * 16;
+/// Span batches in flight at once by default (`BAMBOO_OTEL_MAX_CONCURRENT_EXPORTS`).
+pub const DEFAULT_MAX_CONCURRENT_EXPORTS: usize = 8;
+/// How long one export may take, retries included, by default (`OTEL_EXPORTER_OTLP_TIMEOUT`).
+pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often metrics are exported by default (`OTEL_METRIC_EXPORT_INTERVAL`).
+pub const DEFAULT_METRIC_INTERVAL: Duration = Duration::from_secs(60);
+/// Attribute sets per metric by default (`BAMBOO_OTEL_METRIC_CARDINALITY_LIMIT`): one under the SDK's own
+/// limit (2000 sets plus its overflow series), so ours folds first, and counts.
+pub const DEFAULT_METRIC_CARDINALITY_LIMIT: usize = 1999;
+
 /// The temporality metric exports ask for (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TemporalityPreference {
@@ -118,6 +136,8 @@ pub struct Settings {
     pub traces_protocol: Protocol,
     pub metrics_protocol: Protocol,
     pub metrics_temporality: TemporalityPreference,
+    /// The builder's base URL for both signals (`BridgeBuilder::endpoint`), ahead of the environment's.
+    pub endpoint: Option<String>,
     /// Explicit endpoints (the builder's); `None` leaves the exporter to read the environment.
     pub traces_endpoint: Option<String>,
     pub metrics_endpoint: Option<String>,
@@ -133,7 +153,7 @@ pub struct Settings {
     pub batch_size: usize,
     pub schedule_delay: Duration,
     /// Spans kept waiting for export while the backend is unreachable; beyond it the oldest are dropped.
-    pub max_pending_spans: usize,
+    pub max_queued_spans: usize,
     /// Span batches sent at once. A collector hop costs a round trip per request; more in flight keeps the link
     /// busy (BENCHMARKS.md). During an outage only one is sent at a time.
     pub max_concurrent_exports: usize,
@@ -159,6 +179,7 @@ impl Default for Settings {
             traces_protocol: default_protocol(),
             metrics_protocol: default_protocol(),
             metrics_temporality: TemporalityPreference::Cumulative,
+            endpoint: None,
             traces_endpoint: None,
             metrics_endpoint: None,
             headers: Vec::new(),
@@ -166,18 +187,17 @@ impl Default for Settings {
             metrics_certificate: None,
             gzip: false,
             sampler: Sampler::AlwaysOn,
-            metric_interval: Duration::from_secs(60),
-            batch_size: 512,
-            schedule_delay: Duration::from_secs(5),
-            max_pending_spans: 2048 * 16,
-            max_concurrent_exports: 8,
-            export_timeout: Duration::from_secs(10),
-            queue_size: 8192,
+            metric_interval: DEFAULT_METRIC_INTERVAL,
+            batch_size: DEFAULT_BATCH_SIZE,
+            schedule_delay: DEFAULT_SCHEDULE_DELAY,
+            max_queued_spans: DEFAULT_MAX_QUEUED_SPANS,
+            max_concurrent_exports: DEFAULT_MAX_CONCURRENT_EXPORTS,
+            export_timeout: DEFAULT_EXPORT_TIMEOUT,
+            queue_size: DEFAULT_QUEUE_SIZE,
             translate: Default::default(),
             flush_open_on_shutdown: true,
             redact: Default::default(),
-            // One under the SDK's default limit (2000 sets plus its own overflow): ours folds first, and counts.
-            metric_cardinality_limit: 1999,
+            metric_cardinality_limit: DEFAULT_METRIC_CARDINALITY_LIMIT,
         }
     }
 }
@@ -379,7 +399,7 @@ impl Settings {
             s.schedule_delay = parse_millis("OTEL_BSP_SCHEDULE_DELAY", &v)?;
         }
         if let Some(v) = var(env, "OTEL_BSP_MAX_QUEUE_SIZE") {
-            s.max_pending_spans = parse_count("OTEL_BSP_MAX_QUEUE_SIZE", &v)?;
+            s.max_queued_spans = parse_count("OTEL_BSP_MAX_QUEUE_SIZE", &v)?;
         }
         if let Some(v) = var(env, "OTEL_BSP_EXPORT_TIMEOUT") {
             s.export_timeout = parse_millis("OTEL_BSP_EXPORT_TIMEOUT", &v)?;
@@ -388,7 +408,7 @@ impl Settings {
             s.queue_size = parse_count("BAMBOO_OTEL_QUEUE_SIZE", &v)?;
         }
         if let Some(v) = var(env, "BAMBOO_OTEL_SPAN_TTL") {
-            s.translate.idle_ttl = Duration::from_secs(
+            s.translate.span_ttl = Duration::from_secs(
                 v.parse().map_err(|_| invalid("BAMBOO_OTEL_SPAN_TTL", &v, "a whole number of seconds"))?,
             );
         }
@@ -396,7 +416,7 @@ impl Settings {
             s.max_concurrent_exports = parse_count("BAMBOO_OTEL_MAX_CONCURRENT_EXPORTS", &v)?;
         }
         if let Some(v) = var(env, "BAMBOO_OTEL_MAX_OPEN_SPANS") {
-            s.translate.max_open = parse_count("BAMBOO_OTEL_MAX_OPEN_SPANS", &v)?;
+            s.translate.max_open_spans = parse_count("BAMBOO_OTEL_MAX_OPEN_SPANS", &v)?;
         }
         if let Some(v) = var(env, "BAMBOO_OTEL_AGENT_NAME") {
             if v.trim().is_empty() {
@@ -508,7 +528,7 @@ mod tests {
         assert_eq!(s.sampler, Sampler::TraceIdRatio(0.25));
         assert_eq!(s.metric_interval, Duration::from_millis(1500));
         assert_eq!((s.batch_size, s.queue_size), (64, 100));
-        assert_eq!(s.translate.idle_ttl, Duration::from_secs(60));
+        assert_eq!(s.translate.span_ttl, Duration::from_secs(60));
         // Empty values count as unset.
         assert_eq!(with(&[("OTEL_TRACES_EXPORTER", "")]).unwrap().traces, ExporterKind::Otlp);
     }

@@ -38,13 +38,13 @@ pub fn json_lines(data: &[u8]) {
 pub fn translate(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else { return };
     let cfg = TranslateConfig {
-        idle_ttl: std::time::Duration::from_secs(u64::from(mode & 0x0f) * 60),
-        max_open: 1 + usize::from(mode >> 4),
+        span_ttl: std::time::Duration::from_secs(u64::from(mode & 0x0f) * 60),
+        max_open_spans: 1 + usize::from(mode >> 4),
         dedupe_window: 1 << 16,
         clock: if mode & 1 == 0 { TtlClock::Wall } else { TtlClock::EventTime },
         ..TranslateConfig::default()
     };
-    let cap = cfg.max_open.max(2);
+    let cap = cfg.max_open_spans.max(2);
     let mut t = Translator::new(cfg);
     let mut out = Output::new();
     let mut now = chrono::DateTime::<chrono::Utc>::from_timestamp(1_790_000_000, 0).expect("valid");

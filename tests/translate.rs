@@ -267,7 +267,7 @@ fn a_completion_whose_start_never_came_is_emitted_incomplete() {
 }
 
 fn ttl_config(minutes: u64) -> TranslateConfig {
-    TranslateConfig { idle_ttl: StdDuration::from_secs(minutes * 60), clock: TtlClock::EventTime, ..Default::default() }
+    TranslateConfig { span_ttl: StdDuration::from_secs(minutes * 60), clock: TtlClock::EventTime, ..Default::default() }
 }
 
 #[test]
@@ -320,7 +320,7 @@ fn a_busy_session_is_never_evicted() {
 
 #[test]
 fn wall_clock_ttl_uses_now() {
-    let cfg = TranslateConfig { idle_ttl: StdDuration::from_secs(60), ..Default::default() };
+    let cfg = TranslateConfig { span_ttl: StdDuration::from_secs(60), ..Default::default() };
     let mut tr = Translator::new(cfg);
     let mut out = Output::new();
     tr.process(&round_started("e1", 0, "s", "r", "m"), at(0), &mut out);
@@ -334,7 +334,7 @@ fn wall_clock_ttl_uses_now() {
 
 #[test]
 fn open_state_is_capped_and_overflow_is_counted() {
-    let cfg = TranslateConfig { max_open: 10, ..Default::default() };
+    let cfg = TranslateConfig { max_open_spans: 10, ..Default::default() };
     let mut tr = Translator::new(cfg);
     let mut out = Output::new();
     for n in 0..100 {
@@ -595,8 +595,8 @@ fn metric_totals_match_attribute_values_containing_commas() {
 #[test]
 fn no_span_id_is_emitted_twice_when_evicted_sessions_come_back() {
     let cfg = TranslateConfig {
-        max_open: 5,
-        idle_ttl: StdDuration::from_secs(60),
+        max_open_spans: 5,
+        span_ttl: StdDuration::from_secs(60),
         clock: TtlClock::EventTime,
         ..TranslateConfig::default()
     };
@@ -610,7 +610,7 @@ fn no_span_id_is_emitted_twice_when_evicted_sessions_come_back() {
 
 #[test]
 fn a_session_completed_after_its_eviction_is_a_later_run_under_the_first() {
-    let cfg = TranslateConfig { max_open: 2, ..TranslateConfig::default() };
+    let cfg = TranslateConfig { max_open_spans: 2, ..TranslateConfig::default() };
     let mut events = vec![session_started("e1", 0, "s1", "m", None)];
     // Two other sessions push s1 out (capacity 2): its run is emitted as incomplete.
     events.push(session_started("e2", 10, "s2", "m", None));

@@ -169,7 +169,7 @@ impl Worker {
 
     fn run(mut self, rx: Receiver<MetricsEvent>, arx: Receiver<SpanData>, crx: Receiver<Control>) {
         let tick_every =
-            (self.settings.translate.idle_ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+            (self.settings.translate.span_ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
         let mut next_spans = Instant::now() + self.settings.schedule_delay;
         let mut next_metrics = Instant::now() + self.settings.metric_interval;
         let mut next_tick = Instant::now() + tick_every;
@@ -244,7 +244,7 @@ impl Worker {
 
     /// The buffer is full and the backend is taking batches: translating more would only drop spans.
     fn backpressured(&self) -> bool {
-        self.pending.len() >= self.settings.max_pending_spans && !self.ledger.in_outage(Signal::Traces)
+        self.pending.len() >= self.settings.max_queued_spans && !self.ledger.in_outage(Signal::Traces)
     }
 
     fn handle(&mut self, event: &MetricsEvent) {
@@ -310,7 +310,7 @@ impl Worker {
     /// span is never dropped because export is merely slower than the producer (found by the overload test).
     fn push_pending(&mut self, span: Pending) {
         self.pending.push_back(span);
-        if self.ledger.in_outage(Signal::Traces) && self.pending.len() > self.settings.max_pending_spans {
+        if self.ledger.in_outage(Signal::Traces) && self.pending.len() > self.settings.max_queued_spans {
             self.pending.pop_front();
             SpansDropped { count: 1, reason: SpanDropReason::ExportFailed }.emit(&mut self.ledger);
         }
@@ -477,7 +477,7 @@ impl Worker {
                 for span in batch.into_iter().rev() {
                     self.pending.push_front(span);
                 }
-                let over = self.pending.len().saturating_sub(self.settings.max_pending_spans);
+                let over = self.pending.len().saturating_sub(self.settings.max_queued_spans);
                 self.pending.drain(..over);
                 SpansDropped { count: over as u64, reason: SpanDropReason::ExportFailed }.emit(&mut self.ledger);
             }

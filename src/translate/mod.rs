@@ -10,11 +10,11 @@
 //! - **Duplicates.** An `event_id` seen before is counted once (`bamboo_otel.events.rejected{reason="duplicate"}`);
 //!   a second completion of a span already emitted is rejected as `already_ended`.
 //! - **Incomplete spans.** A completion whose start never comes, or a start whose completion never comes, is
-//!   emitted when it has been idle for [`TranslateConfig::idle_ttl`] (or at [`Translator::finish`]), marked
+//!   emitted when it has been idle for [`TranslateConfig::span_ttl`] (or at [`Translator::finish`]), marked
 //!   `bamboo.span.incomplete=true`. An open span with no completion ends at the eviction time with status Error
 //!   `incomplete`. Any event of a session (its rounds and tools included) keeps the session alive, so a busy
 //!   session is never evicted however long it runs.
-//! - **Bounded state.** At most [`TranslateConfig::max_open`] entries are kept; beyond that the least recently
+//! - **Bounded state.** At most [`TranslateConfig::max_open_spans`] entries are kept; beyond that the least recently
 //!   active is evicted (emitted as incomplete) and counted in `bamboo_otel.spans.evicted{reason="capacity"}`.
 //!
 //! ```
@@ -75,15 +75,16 @@ pub enum TtlClock {
 /// Translator settings.
 #[derive(Debug, Clone)]
 pub struct TranslateConfig {
-    /// How long an open span may go without any event before it is emitted as incomplete. Default 30 min.
-    pub idle_ttl: Duration,
-    /// The most open entries (sessions, rounds, requests) kept at once. Default 100,000.
-    pub max_open: usize,
-    /// Error texts longer than this many bytes are cut on a UTF-8 boundary. Default 4096.
+    /// How long an open span may go without any event before it is emitted as incomplete. Default
+    /// [`DEFAULT_SPAN_TTL`].
+    pub span_ttl: Duration,
+    /// The most open entries (sessions, rounds, requests) kept at once. Default [`DEFAULT_MAX_OPEN_SPANS`].
+    pub max_open_spans: usize,
+    /// Error texts longer than this many bytes are cut on a UTF-8 boundary. Default [`DEFAULT_MAX_ERROR_LEN`].
     pub max_error_len: usize,
-    /// How many recent event ids are remembered to drop duplicates. Default 65,536.
+    /// How many recent event ids are remembered to drop duplicates. Default [`DEFAULT_DEDUPE_WINDOW`].
     pub dedupe_window: usize,
-    /// The clock for `idle_ttl`. Default [`TtlClock::Wall`].
+    /// The clock for `span_ttl`. Default [`TtlClock::Wall`].
     pub clock: TtlClock,
     /// `gen_ai.agent.name` on session and tool spans and agent metrics. Default [`DEFAULT_AGENT_NAME`].
     pub agent_name: Cow<'static, str>,
@@ -96,6 +97,14 @@ pub struct TranslateConfig {
 
 /// The default `gen_ai.agent.name`.
 pub const DEFAULT_AGENT_NAME: &str = sc::AGENT_NAME;
+/// How long an open span may stay idle by default (`BAMBOO_OTEL_SPAN_TTL`).
+pub const DEFAULT_SPAN_TTL: Duration = Duration::from_secs(30 * 60);
+/// Open entries kept at once by default (`BAMBOO_OTEL_MAX_OPEN_SPANS`).
+pub const DEFAULT_MAX_OPEN_SPANS: usize = 100_000;
+/// Bytes of an error text kept by default.
+pub const DEFAULT_MAX_ERROR_LEN: usize = 4096;
+/// Recent event ids remembered by default to drop duplicates.
+pub const DEFAULT_DEDUPE_WINDOW: usize = 65_536;
 
 /// The shipped price table, parsed once per process.
 pub fn builtin_prices() -> Arc<cost::PriceTable> {
@@ -106,10 +115,10 @@ pub fn builtin_prices() -> Arc<cost::PriceTable> {
 impl Default for TranslateConfig {
     fn default() -> Self {
         TranslateConfig {
-            idle_ttl: Duration::from_secs(30 * 60),
-            max_open: 100_000,
-            max_error_len: 4096,
-            dedupe_window: 65_536,
+            span_ttl: DEFAULT_SPAN_TTL,
+            max_open_spans: DEFAULT_MAX_OPEN_SPANS,
+            max_error_len: DEFAULT_MAX_ERROR_LEN,
+            dedupe_window: DEFAULT_DEDUPE_WINDOW,
             clock: TtlClock::Wall,
             agent_name: Cow::Borrowed(DEFAULT_AGENT_NAME),
             providers: genai::ProviderRules::default(),
@@ -148,7 +157,7 @@ pub struct Translator {
 impl Translator {
     pub fn new(mut cfg: TranslateConfig) -> Self {
         // Two entries at least: a round and its session must be able to coexist while one is being inserted.
-        cfg.max_open = cfg.max_open.max(2);
+        cfg.max_open_spans = cfg.max_open_spans.max(2);
         Translator {
             seen_events: BoundedSet::new(cfg.dedupe_window),
             ended: BoundedSet::new(cfg.dedupe_window),
@@ -241,7 +250,7 @@ impl Translator {
     }
 
     fn ttl(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.cfg.idle_ttl).unwrap_or(chrono::Duration::MAX)
+        chrono::Duration::from_std(self.cfg.span_ttl).unwrap_or(chrono::Duration::MAX)
     }
 
     /// Counts a rejected event, in the stats (for shutdown reports) and as a metric, under one reason.
@@ -294,7 +303,7 @@ impl Translator {
     /// that round's forgotten session and the count stays up (found by fuzzing: a panic at capacity 2).
     fn make_room(&mut self, keep: Option<u64>, clock: DateTime<Utc>, out: &mut Output) {
         let mut kept = false;
-        while self.open_entries() >= self.cfg.max_open {
+        while self.open_entries() >= self.cfg.max_open_spans {
             let Some((class, key, seq)) = self.lru.front() else { break };
             self.lru.pop_front();
             if !self.entry_touch(class, key).is_some_and(|(s, _)| s == seq) {

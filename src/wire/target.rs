@@ -69,16 +69,23 @@ impl Target {
         let signal_var = |what: &str| var(&format!("OTEL_EXPORTER_OTLP_{}_{what}", signal.name));
         let protocol = signal.protocol;
         let http = !matches!(protocol, Protocol::Grpc);
-        let url = if let Some(url) = signal.endpoint {
-            url.clone()
-        } else if let Some(url) = signal_var("ENDPOINT") {
-            url
-        } else if let Some(base) = var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        // A base URL names the collector: HTTP appends the signal's path, gRPC takes it as is.
+        let from_base = |base: &str| {
             if http {
                 format!("{}{}", base.trim_end_matches('/'), signal.http_path)
             } else {
-                base
+                base.to_owned()
             }
+        };
+        // The builder's settings first, then the environment's; the signal's own before the base.
+        let url = if let Some(url) = signal.endpoint {
+            url.clone()
+        } else if let Some(base) = &s.endpoint {
+            from_base(base)
+        } else if let Some(url) = signal_var("ENDPOINT") {
+            url
+        } else if let Some(base) = var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            from_base(&base)
         } else if http {
             signal.http_default.to_owned()
         } else {
@@ -157,6 +164,8 @@ mod tests {
         );
         let both = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a"), ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://b/m")];
         assert_eq!(target(&s, &both).url, "http://b/m");
+        s.endpoint = Some("http://base:4318/".into());
+        assert_eq!(target(&s, &both).url, "http://base:4318/v1/metrics", "the builder's base beats the environment");
         s.metrics_endpoint = Some("http://c/v1/metrics".into());
         assert_eq!(target(&s, &both).url, "http://c/v1/metrics");
         let grpc = Settings { metrics_protocol: Protocol::Grpc, ..Settings::default() };

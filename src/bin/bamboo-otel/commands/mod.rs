@@ -48,21 +48,8 @@ pub fn builder(g: &Global, mode: Mode) -> BridgeBuilder {
         b = b.protocol(protocol(p));
     }
     if let Some(url) = &g.endpoint {
-        let p = g.protocol.map(protocol).unwrap_or_else(|| match b.settings() {
-            Ok(s) => s.traces_protocol,
-            Err(_) => Protocol::Grpc,
-        });
-        let base = url.trim_end_matches('/');
-        let (traces, metrics) = match p {
-            Protocol::Grpc => (base.to_owned(), base.to_owned()),
-            _ => (format!("{base}/v1/traces"), format!("{base}/v1/metrics")),
-        };
-        // The flag moves the endpoint; `OTEL_{TRACES,METRICS}_EXPORTER=none|console` still decide what is sent.
-        let kinds = b.settings().map(|s| (s.traces, s.metrics)).ok();
-        b = b.traces_endpoint(traces, p).metrics_endpoint(metrics, p);
-        if let Some((t, m)) = kinds {
-            b = b.traces_exporter(t).metrics_exporter(m);
-        }
+        // Moves the endpoint only: `OTEL_{TRACES,METRICS}_EXPORTER=none|console` still decide what is sent.
+        b = b.endpoint(url.clone());
     }
     if let Some(name) = &g.service_name {
         b = b.service_name(name.clone());
