@@ -43,7 +43,3 @@ pub use config::{BuildError, ExporterKind, Protocol, Sampler};
 pub use events::{ChatEvent, EventMeta, ForwardEvent, MetricsEvent, SystemEvent};
 pub use translate::{Output, TranslateConfig, Translator};
 
-/// Not API: the fuzz targets' checks, shared with the test that replays their findings. May change without notice.
-#[doc(hidden)]
-#[path = "fuzzing.rs"]
-pub mod __fuzz;

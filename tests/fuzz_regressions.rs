@@ -1,5 +1,8 @@
 //! Every input the fuzz targets found a failure with (`tests/data/fuzz/<target>-<what>`), replayed through the
-//! same checks (`bamboo_otel::__fuzz`). A new crash is added here with a name that says what it broke.
+//! same checks (`fuzz/checks.rs`, included here by path). A new crash is added here with a name that says what it broke.
+
+#[path = "../fuzz/checks.rs"]
+mod checks;
 
 #[test]
 fn every_saved_fuzz_input_passes_its_target() {
@@ -10,9 +13,9 @@ fn every_saved_fuzz_input_passes_its_target() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let data = std::fs::read(&path).unwrap();
         match name.split_once('-').map(|(target, _)| target) {
-            Some("translate") => bamboo_otel::__fuzz::translate(&data),
+            Some("translate") => checks::translate(&data),
             #[cfg(feature = "sources")]
-            Some("json_lines") => bamboo_otel::__fuzz::json_lines(&data),
+            Some("json_lines") => checks::json_lines(&data),
             #[cfg(not(feature = "sources"))]
             Some("json_lines") => continue,
             _ => panic!("{name}: name it <target>-<what it broke>"),

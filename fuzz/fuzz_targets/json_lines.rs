@@ -1,4 +1,7 @@
-//! The JSON-lines reader and the event parser on arbitrary bytes (checks in `bamboo_otel::__fuzz`).
+//! The JSON-lines reader and the event parser on arbitrary bytes (checks in `fuzz/checks.rs`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| bamboo_otel::__fuzz::json_lines(data));
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::json_lines(data));

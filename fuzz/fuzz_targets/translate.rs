@@ -1,5 +1,8 @@
-//! The translator on an arbitrary stream of lines (checks in `bamboo_otel::__fuzz`). The seed corpus is real
+//! The translator on an arbitrary stream of lines (checks in `fuzz/checks.rs`). The seed corpus is real
 //! traffic, so mutations keep most lines valid events.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| bamboo_otel::__fuzz::translate(data));
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::translate(data));

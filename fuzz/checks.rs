@@ -1,16 +1,18 @@
-//! Not API: the bodies of the fuzz targets (`fuzz/`), here so that the regression test replaying every crash
-//! they found (`tests/fuzz_regressions.rs`) runs exactly the same checks. Each panics on a broken invariant.
+//! The bodies of the fuzz targets (`fuzz_targets/`), included by path into each target and into the regression
+//! test that replays every crash they found (`tests/fuzz_regressions.rs`), so both run exactly the same checks
+//! through the crate's public API. Each panics on a broken invariant.
+#![allow(dead_code)]
 
 use std::collections::HashSet;
 
-use crate::events::MetricsEvent;
-use crate::translate::{Output, TranslateConfig, Translator, TtlClock};
+use bamboo_otel::events::MetricsEvent;
+use bamboo_otel::translate::{Output, TranslateConfig, Translator, TtlClock};
 
 /// The JSON-lines reader and the parser on arbitrary bytes: never a panic, line numbers only go up, every
 /// accepted event survives a round trip through its own JSON. A tiny line limit exercises the long-line skip.
 #[cfg(feature = "sources")]
 pub fn json_lines(data: &[u8]) {
-    use crate::sources::jsonl::JsonLines;
+    use bamboo_otel::sources::jsonl::JsonLines;
     for max_line in [64usize, 4 << 20] {
         let mut last_line = 0;
         for item in JsonLines::with_max_line(data, max_line) {
