@@ -9,7 +9,10 @@
 //! - [`console`]: prints span trees and metric totals, with no collector.
 //! - [`semconv`]: every attribute and metric name.
 //! - [`ids`]: deterministic trace and span ids.
-//! - [`history`]: metrics in windows of event time, written as OpenMetrics for Prometheus backfill.
+//! - [`history`]: metrics in windows of event time, sent over OTLP with exemplars or written as OpenMetrics.
+//! - `otlp` and `wire` (feature `otel`): our records as OTLP protobuf, and the client that sends them (gRPC,
+//!   HTTP/protobuf, HTTP/JSON; retries, `Retry-After`, `RetryInfo`, partial success).
+//! - [`Bridge`]: the public handle over the live pipeline (queue, worker, batching, export, accounting).
 //! - [`redact`]: attribute rules, allowlist and span hook applied before export.
 //! - `bamboo` (feature `bamboo`): `OtelStorage`, a tee inside a Bamboo application's `MetricsStorage`.
 
@@ -42,4 +45,3 @@ pub use bridge::{Bridge, BridgeBuilder, ShutdownReport};
 pub use config::{BuildError, ExporterKind, Protocol, Sampler};
 pub use events::{ChatEvent, EventMeta, ForwardEvent, MetricsEvent, SystemEvent};
 pub use translate::{Output, TranslateConfig, Translator};
-
