@@ -128,15 +128,19 @@ impl MetricPointsRefused {
     }
 }
 
-/// An export went through whole: the next refusal or outage is logged again.
+/// The backend took an export: any outage is over. Taken whole (no partial refusal), the next refusal is logged
+/// again too.
 pub(crate) struct ExportSucceeded {
     pub signal: Signal,
+    pub whole: bool,
 }
 
 impl ExportSucceeded {
     pub fn emit(self, ledger: &mut Ledger) {
         let i = self.signal as usize;
-        ledger.refusing[i] = false;
+        if self.whole {
+            ledger.refusing[i] = false;
+        }
         if std::mem::replace(&mut ledger.outage[i], false) {
             tracing::info!(target: "bamboo_otel", signal = self.signal.label(), "export recovered");
         }
@@ -285,8 +289,8 @@ mod tests {
         assert_eq!((l.report.span_export_failures, l.report.metric_export_failures), (1, 1));
         assert!(l.report.metrics_unsent);
         assert_eq!(counted(&l, Instrument::BridgeExportFailures.def().name, "unavailable"), 2);
-        ExportSucceeded { signal: Signal::Traces }.emit(&mut l);
-        assert!(!l.in_outage(Signal::Traces) && l.in_outage(Signal::Metrics));
+        ExportSucceeded { signal: Signal::Traces, whole: false }.emit(&mut l);
+        assert!(!l.in_outage(Signal::Traces) && l.in_outage(Signal::Metrics), "a partial success ends an outage too");
 
         MetricPointsRefused { count: 7, message: "bad".into() }.emit(&mut l);
         assert_eq!(l.report.metric_points_rejected, 7);
@@ -306,7 +310,7 @@ mod tests {
         ExportRetrying { signal: Signal::Traces, message: "refused".into() }.emit(&mut l);
         assert!(l.in_outage(Signal::Traces));
         assert_eq!(l.report, ShutdownReport::default(), "a retry is not a failure");
-        ExportSucceeded { signal: Signal::Traces }.emit(&mut l);
+        ExportSucceeded { signal: Signal::Traces, whole: true }.emit(&mut l);
         assert!(!l.in_outage(Signal::Traces));
     }
 }

@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use opentelemetry_sdk::trace::SpanData;
 
 use super::instruments::{data_points, Metrics};
-use super::sinks::{MetricSink, SpanSink};
+use super::sinks::Sink;
 use crate::console::render_tree;
 use crate::translate::SpanRecord;
 use crate::wire::{Accepted, FailReason, Failed};
@@ -104,8 +104,8 @@ pub(crate) fn retry_hook(signal: Signal, done: Sender<Done>) -> crate::wire::Ret
 
 pub(crate) struct Shipper {
     pub rt: tokio::runtime::Runtime,
-    pub spans: SpanSink,
-    pub metric_sink: MetricSink,
+    pub spans: Sink,
+    pub metric_sink: Sink,
     pub metrics: Arc<Metrics>,
     /// The resource spans are sent under (the SDK encodes it for metrics).
     pub resource: PbResource,
@@ -153,8 +153,8 @@ impl Shipper {
 
 /// What the export jobs share.
 struct Sinks {
-    spans: SpanSink,
-    metric_sink: MetricSink,
+    spans: Sink,
+    metric_sink: Sink,
     metrics: Arc<Metrics>,
     resource: PbResource,
 }
@@ -170,12 +170,12 @@ impl Sinks {
     async fn export_spans(&self, batch: Vec<Pending>, timeout: Duration) -> Result<Sent, (Vec<Pending>, Failure)> {
         let n = batch.len() as u64;
         match &self.spans {
-            SpanSink::None => Ok(Sent::all(n)),
-            SpanSink::Console => {
+            Sink::None => Ok(Sent::all(n)),
+            Sink::Console => {
                 print_console(&batch);
                 Ok(Sent::all(n))
             }
-            SpanSink::Otlp(wire) => {
+            Sink::Otlp(wire) => {
                 let request = trace_request(&batch, &self.resource);
                 match tokio::time::timeout(timeout, wire.send_spans(&request)).await {
                     Ok(Ok(accepted)) => Ok(Sent::new(n, accepted)),
@@ -187,7 +187,7 @@ impl Sinks {
     }
 
     async fn export_metrics(&self, timeout: Duration) -> Result<Sent, Failure> {
-        let MetricSink::Otlp(wire) = &self.metric_sink else { return Ok(Sent::all(0)) };
+        let Sink::Otlp(wire) = &self.metric_sink else { return Ok(Sent::all(0)) };
         let rm =
             self.metrics.collect().map_err(|message| Failure { reason: "collect_error", message, permanent: false })?;
         let points = data_points(&rm);

@@ -3,41 +3,36 @@
 // With the `otel` feature alone no transport exists: an OTLP sink cannot be built.
 #![cfg_attr(not(any(feature = "http", feature = "grpc")), allow(unreachable_code))]
 
+use std::sync::mpsc::Sender;
+
+use super::shipper::{retry_hook, Done, Signal};
 use crate::config::{BuildError, ExporterKind, Settings};
-use crate::wire::{RetryHook, RetryPolicy, Target, Wire};
+use crate::wire::{RetryPolicy, Target, Wire};
 
-/// Where spans go.
-pub(crate) enum SpanSink {
+/// Where one signal goes.
+pub(crate) enum Sink {
     Otlp(Wire),
     Console,
     None,
 }
 
-/// Where metrics go.
-pub(crate) enum MetricSink {
-    Otlp(Wire),
-    Console,
-    None,
-}
-
-/// Builds the span sink. Must run inside a tokio runtime (tonic connects lazily on it).
-pub(crate) fn span_sink(s: &Settings, on_retry: RetryHook) -> Result<SpanSink, BuildError> {
-    Ok(match s.traces {
-        ExporterKind::None => SpanSink::None,
-        ExporterKind::Console => SpanSink::Console,
-        ExporterKind::Otlp => SpanSink::Otlp(
-            Wire::new(&Target::traces(s, &|k| std::env::var(k).ok())?, RetryPolicy::default())?.on_retry(on_retry),
-        ),
-    })
-}
-
-/// Builds the metric sink. Must run inside a tokio runtime.
-pub(crate) fn metric_sink(s: &Settings, on_retry: RetryHook) -> Result<MetricSink, BuildError> {
-    Ok(match s.metrics {
-        ExporterKind::None => MetricSink::None,
-        ExporterKind::Console => MetricSink::Console,
-        ExporterKind::Otlp => MetricSink::Otlp(
-            Wire::new(&Target::metrics(s, &|k| std::env::var(k).ok())?, RetryPolicy::default())?.on_retry(on_retry),
-        ),
+/// Builds `signal`'s sink as the settings say; its retries are reported on `done`. Must run inside a tokio
+/// runtime (tonic connects lazily on it).
+pub(crate) fn sink(signal: Signal, s: &Settings, done: Sender<Done>) -> Result<Sink, BuildError> {
+    let kind = match signal {
+        Signal::Traces => s.traces,
+        Signal::Metrics => s.metrics,
+    };
+    Ok(match kind {
+        ExporterKind::None => Sink::None,
+        ExporterKind::Console => Sink::Console,
+        ExporterKind::Otlp => {
+            let env = |k: &str| std::env::var(k).ok();
+            let target = match signal {
+                Signal::Traces => Target::traces(s, &env)?,
+                Signal::Metrics => Target::metrics(s, &env)?,
+            };
+            Sink::Otlp(Wire::new(&target, RetryPolicy::default())?.on_retry(retry_hook(signal, done)))
+        }
     })
 }

@@ -24,8 +24,8 @@ use super::incidents::{
     SpanDropReason, SpansDropped, SpansRefused,
 };
 use super::instruments::{resource, CounterBatch, Metrics};
-use super::shipper::{retry_hook, Done, Job, Pending, Sent, Shipper, Signal};
-use super::sinks::{metric_sink, span_sink, MetricSink};
+use super::shipper::{Done, Job, Pending, Sent, Shipper, Signal};
+use super::sinks::{sink, Sink};
 use crate::config::{BuildError, Settings, TemporalityPreference};
 use crate::console::MetricTotals;
 use crate::events::MetricsEvent;
@@ -118,10 +118,7 @@ impl Worker {
         let (done_tx, done) = mpsc::channel();
         let (spans, metric_sink) = {
             let _guard = rt.enter();
-            (
-                span_sink(&settings, retry_hook(Signal::Traces, done_tx.clone()))?,
-                metric_sink(&settings, retry_hook(Signal::Metrics, done_tx.clone()))?,
-            )
+            (sink(Signal::Traces, &settings, done_tx.clone())?, sink(Signal::Metrics, &settings, done_tx.clone())?)
         };
         let temporality = match settings.metrics_temporality {
             TemporalityPreference::Cumulative => Temporality::Cumulative,
@@ -131,8 +128,8 @@ impl Worker {
         let delta_metrics = temporality == Temporality::Delta;
         let pb_resource = crate::otlp::resource(&settings.resource_attributes());
         let metrics = Arc::new(Metrics::new(resource, temporality, settings.metric_cardinality_limit));
-        let console_metrics = matches!(metric_sink, MetricSink::Console);
-        let otlp_metrics = matches!(metric_sink, MetricSink::Otlp(_));
+        let console_metrics = matches!(metric_sink, Sink::Console);
+        let otlp_metrics = matches!(metric_sink, Sink::Otlp(_));
         let (jobs, job_rx) = tokio::sync::mpsc::unbounded_channel();
         let shipper = Shipper { rt, spans, metric_sink, metrics: metrics.clone(), resource: pb_resource };
         let final_timeout = settings.export_timeout;
@@ -455,11 +452,10 @@ impl Worker {
                 self.batches_in_flight -= 1;
                 self.spans_in_flight -= items;
                 self.ledger.report.spans_exported += items - rejected;
+                ExportSucceeded { signal: Signal::Traces, whole: rejected == 0 }.emit(&mut self.ledger);
                 if rejected > 0 {
                     let message = message.unwrap_or_default();
                     SpansRefused { count: rejected, message, partial: true }.emit(&mut self.ledger);
-                } else {
-                    ExportSucceeded { signal: Signal::Traces }.emit(&mut self.ledger);
                 }
             }
             Done::Spans(Err((batch, failure))) => {
@@ -487,11 +483,10 @@ impl Worker {
                 report.metric_exports += 1;
                 report.metric_points_exported = items - rejected;
                 report.metrics_unsent = false;
+                ExportSucceeded { signal: Signal::Metrics, whole: rejected == 0 }.emit(&mut self.ledger);
                 if rejected > 0 {
                     let message = message.unwrap_or_default();
                     MetricPointsRefused { count: rejected, message }.emit(&mut self.ledger);
-                } else {
-                    ExportSucceeded { signal: Signal::Metrics }.emit(&mut self.ledger);
                 }
             }
             Done::Metrics(Err(failure)) => {
